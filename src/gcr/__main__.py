@@ -1,0 +1,4 @@
+from gcr.cli.app import main
+
+if __name__ == "__main__":
+    main()
