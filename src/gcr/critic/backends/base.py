@@ -37,6 +37,32 @@ class SamplingParams:
     extra: dict[str, object] = field(default_factory=dict)
 
 
+class Completion(str):
+    """Answer text that also says why generation stopped.
+
+    It *is* a ``str`` (so a backend may return it wherever text is expected and
+    callers that only want text need not care); ``truncated`` is true when the
+    model hit the token limit (OpenAI ``finish_reason == "length"``), which the
+    critic reports on the critique instead of hiding.
+    """
+
+    finish_reason: str | None
+
+    def __new__(cls, text: str, finish_reason: str | None = None) -> Completion:
+        obj = super().__new__(cls, text)
+        obj.finish_reason = finish_reason
+        return obj
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+def is_truncated(answer: str) -> bool:
+    """Whether a backend's answer was cut off at the token limit (plain ``str`` answers never are)."""
+    return bool(getattr(answer, "truncated", False))
+
+
 @runtime_checkable
 class ChatBackend(Protocol):
     """Anything that answers a :class:`ChatRequest` with text."""
@@ -47,7 +73,11 @@ class ChatBackend(Protocol):
         ...
 
     async def complete(self, request: ChatRequest, sampling: SamplingParams) -> str:
-        """Return the model's answer text; raise a :class:`gcr.errors.CriticError` on failure."""
+        """Return the model's answer text; raise a :class:`gcr.errors.CriticError` on failure.
+
+        A backend that knows when the answer was cut off at ``max_tokens`` returns a
+        :class:`Completion` (a ``str`` subclass) with ``finish_reason="length"``.
+        """
         ...
 
     async def aclose(self) -> None:
