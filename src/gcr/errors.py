@@ -47,6 +47,10 @@ class CriticResponseError(CriticError):
     """The critic server answered, but with something that is not a usable reply."""
 
 
+class CriticLoadError(CriticError):
+    """A local critic model could not be loaded (missing folder, not a vision-language model, ...)."""
+
+
 class CritiqueParseError(CriticError):
     """The critic's text does not contain a readable critique.
 
