@@ -65,6 +65,10 @@ class CritiqueParseError(CriticError):
         super().__init__(f"{message} (answer began: {preview!r})" if preview else message)
 
 
+class RewardError(CriticError):
+    """A critique holds no score for any dimension the reward is made of (all N/A or missing)."""
+
+
 class GeneratorError(GCRError):
     """The image generator failed."""
 
