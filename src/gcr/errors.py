@@ -87,3 +87,7 @@ class RunError(GCRError):
 
 class DatasetError(GCRError):
     """A dataset or prompt file is malformed; the message names the row and field."""
+
+
+class RefinerError(GCRError):
+    """The prompt rewriter (an LLM refiner) could not be reached or gave no usable answer."""
