@@ -1,0 +1,249 @@
+"""The in-process transformers backend, run on the tiny random Qwen3-VL critic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+from gcr.critic.backends.base import ChatBackend, ChatRequest, Completion, SamplingParams
+from gcr.critic.backends.transformers_local import (
+    TransformersBackend,
+    build_chat_messages,
+    load_local_backend,
+    resolve_device_and_dtype,
+)
+from gcr.errors import ConfigError, CriticError, CriticLoadError, InputError
+
+GREEDY = SamplingParams(temperature=0.0, max_tokens=10)
+
+
+def _image(i: int, size: tuple[int, int] = (64, 64)) -> Image.Image:
+    return Image.new("RGB", size, (40 * i % 256, 90, 200 - 20 * i))
+
+
+def _requests() -> list[ChatRequest]:
+    """Requests of different lengths and image counts, so a batch needs real padding."""
+    return [
+        ChatRequest(system="You judge images.", parts=["Request: a red apple.", _image(0)]),
+        ChatRequest(
+            system="", parts=["Source:", _image(1, (96, 64)), "Edited:", _image(2), "Judge the edit."]
+        ),
+        ChatRequest(system="You judge images.", parts=["A much longer request " * 6, _image(3, (64, 128))]),
+        ChatRequest(system="Be brief.", parts=[_image(4), "What is shown?"]),
+        ChatRequest(system="You judge images.", parts=["Compare.", _image(5), _image(6), "Which is better?"]),
+    ]
+
+
+class GenerateSpy:
+    """Wraps ``model.generate`` and records the batch size and options of every call."""
+
+    def __init__(self, model: Any, fail: Exception | None = None) -> None:
+        self.model = model
+        self.original = model.generate
+        self.calls: list[dict[str, Any]] = []
+        self.fail = fail
+
+    def __call__(self, **kwargs: Any) -> torch.Tensor:
+        self.calls.append(
+            {
+                "batch": kwargs["input_ids"].shape[0],
+                "grid": kwargs.get("image_grid_thw"),
+                **{k: v for k, v in kwargs.items() if not isinstance(v, torch.Tensor)},
+            }
+        )
+        if self.fail is not None:
+            raise self.fail
+        return self.original(**kwargs)
+
+    def __enter__(self) -> GenerateSpy:
+        self.model.generate = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.model.generate = self.original
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_critic_dir: Path) -> TransformersBackend:
+    return TransformersBackend(tiny_critic_dir, max_batch_size=4, max_wait_s=0.05)
+
+
+def test_is_a_chat_backend_named_by_its_source(tiny_critic_dir: Path) -> None:
+    b = TransformersBackend(tiny_critic_dir)
+    assert isinstance(b, ChatBackend)
+    assert b.model_id == str(tiny_critic_dir)
+    assert TransformersBackend(tiny_critic_dir, model_id="critic-x").model_id == "critic-x"
+    assert not b.loaded  # lazy: nothing loads before the first request
+
+
+def test_answers_one_request_with_text_and_images(backend: TransformersBackend) -> None:
+    answer = asyncio.run(backend.complete(_requests()[1], GREEDY))
+    assert isinstance(answer, Completion)
+    assert len(answer.split()) >= 3
+    # The tiny critic never writes its end-of-turn token, so it always runs to max_tokens.
+    assert answer.finish_reason == "length" and answer.truncated
+    assert backend.loaded
+    assert backend.model.device.type == "cpu" and backend.model.dtype == torch.float32
+
+
+def test_batches_concurrent_requests_and_matches_unbatched_answers(backend: TransformersBackend) -> None:
+    requests = _requests()
+
+    async def one_by_one() -> list[str]:
+        return [await backend.complete(r, GREEDY) for r in requests]
+
+    async def concurrently() -> list[str]:
+        return await asyncio.gather(*(backend.complete(r, GREEDY) for r in requests))
+
+    with GenerateSpy(backend.model) as spy:
+        single = asyncio.run(one_by_one())
+    assert [c["batch"] for c in spy.calls] == [1, 1, 1, 1, 1]
+    with GenerateSpy(backend.model) as spy:
+        batched = asyncio.run(concurrently())
+    assert [c["batch"] for c in spy.calls] == [4, 1]  # max_batch_size=4
+    assert batched == single
+    assert len(set(single)) == len(single)  # each caller got its own answer
+
+
+def test_greedy_and_sampling_options_reach_generate(backend: TransformersBackend) -> None:
+    request = _requests()[0]
+    sampled = SamplingParams(temperature=0.7, top_p=0.9, max_tokens=5, extra={"top_k": 7})
+
+    async def both() -> list[str]:
+        return await asyncio.gather(backend.complete(request, GREEDY), backend.complete(request, sampled))
+
+    with GenerateSpy(backend.model) as spy:
+        greedy_answer, sampled_answer = asyncio.run(both())
+    # Different sampling settings never share a batch.
+    assert sorted((c["do_sample"], c["max_new_tokens"]) for c in spy.calls) == [(False, 10), (True, 5)]
+    sampling_call = next(c for c in spy.calls if c["do_sample"])
+    assert (sampling_call["temperature"], sampling_call["top_p"], sampling_call["top_k"]) == (0.7, 0.9, 7)
+    assert greedy_answer and sampled_answer
+
+
+def test_images_are_fitted_to_the_pixel_budget(tiny_critic_dir: Path) -> None:
+    big = ChatRequest(system="", parts=["Look:", _image(1, (128, 128))])
+    small_budget = TransformersBackend(tiny_critic_dir, max_pixels=32 * 32)
+    no_budget = TransformersBackend(tiny_critic_dir, max_pixels=None)
+    grids = []
+    for b in (small_budget, no_budget):
+        with GenerateSpy(b.model) as spy:
+            asyncio.run(b.complete(big, GREEDY))
+        grids.append(spy.calls[0]["grid"].tolist())
+    # 32×32 px is 2×2 patches of 16 px; 128×128 px is 8×8.
+    assert grids == [[[1, 2, 2]], [[1, 8, 8]]]
+
+
+def test_a_failing_batch_fails_each_caller_with_a_critic_error(backend: TransformersBackend) -> None:
+    async def two() -> list[object]:
+        requests = _requests()[:2]
+        return await asyncio.gather(*(backend.complete(r, GREEDY) for r in requests), return_exceptions=True)
+
+    with GenerateSpy(backend.model, fail=RuntimeError("shape mismatch")):
+        errors = asyncio.run(two())
+    assert len(errors) == 2
+    for err in errors:
+        assert isinstance(err, CriticError)
+        assert "failed on a batch of 2: RuntimeError: shape mismatch" in str(err)
+    assert errors[0] is not errors[1]
+
+
+def test_bad_requests_and_options_are_refused_before_queueing(backend: TransformersBackend) -> None:
+    with pytest.raises(InputError, match="no content"):
+        asyncio.run(backend.complete(ChatRequest(system="s", parts=[]), GREEDY))
+    with pytest.raises(InputError, match="text or PIL images"):
+        asyncio.run(backend.complete(ChatRequest(system="s", parts=[b"bytes"]), GREEDY))  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match="stop_words"):
+        asyncio.run(backend.complete(_requests()[0], SamplingParams(extra={"stop_words": ["x"]})))
+    with pytest.raises(InputError, match="max_tokens"):
+        asyncio.run(backend.complete(_requests()[0], SamplingParams(max_tokens=0)))
+
+
+def test_chat_messages_keep_images_in_place() -> None:
+    img = _image(0)
+    messages = build_chat_messages(ChatRequest(system="Judge.", parts=["before", img, "", "after"]))
+    assert messages == [
+        {"role": "system", "content": [{"type": "text", "text": "Judge."}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "before"},
+                {"type": "image"},
+                {"type": "text", "text": "after"},
+            ],
+        },
+    ]
+    assert build_chat_messages(ChatRequest(system="", parts=["x"]))[0]["role"] == "user"
+
+
+def test_aclose_frees_the_model_and_refuses_new_requests(tiny_critic_dir: Path) -> None:
+    b = load_local_backend(tiny_critic_dir, max_batch_size=2)
+    assert b.loaded  # the factory loads eagerly
+    asyncio.run(b.aclose())
+    assert not b.loaded
+    with pytest.raises(CriticError, match="closed"):
+        asyncio.run(b.complete(_requests()[0], GREEDY))
+
+
+def test_missing_folder_is_a_clear_load_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-critic"
+    with pytest.raises(CriticLoadError, match="critic model folder not found"):
+        load_local_backend(missing)
+    b = TransformersBackend(missing)
+    with pytest.raises(CriticLoadError, match=str(missing)):
+        asyncio.run(b.complete(_requests()[0], GREEDY))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CriticLoadError, match=r"no config\.json"):
+        load_local_backend(tmp_path / "empty")
+
+
+def test_a_text_only_model_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "text-only"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "llama", "hidden_size": 16, "num_attention_heads": 2})
+    )
+    with pytest.raises(CriticLoadError, match="'llama' model, not a vision-language"):
+        load_local_backend(folder)
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 16}))
+    with pytest.raises(CriticLoadError, match="cannot load critic model"):
+        load_local_backend(folder)
+
+
+def test_device_and_dtype_defaults_on_this_machine() -> None:
+    assert resolve_device_and_dtype() == (torch.device("cpu"), torch.float32)
+    assert resolve_device_and_dtype("cpu", "bf16") == (torch.device("cpu"), torch.bfloat16)
+    assert resolve_device_and_dtype(None, torch.float16)[1] is torch.float16
+
+
+def test_device_and_dtype_defaults_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_device_and_dtype() == (torch.device("cuda"), torch.bfloat16)
+    assert resolve_device_and_dtype("cuda:1") == (torch.device("cuda:1"), torch.bfloat16)
+    assert resolve_device_and_dtype("cpu") == (torch.device("cpu"), torch.float32)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_device_and_dtype() == (torch.device("cuda"), torch.float16)
+
+
+def test_device_and_dtype_defaults_with_mps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device_and_dtype() == (torch.device("mps"), torch.float16)
+    assert resolve_device_and_dtype("mps", "float32") == (torch.device("mps"), torch.float32)
+
+
+def test_unusable_device_or_dtype_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        resolve_device_and_dtype("cuda")
+    with pytest.raises(ConfigError, match="unknown device"):
+        resolve_device_and_dtype("tpu-ish")
+    with pytest.raises(ConfigError, match="unknown dtype"):
+        resolve_device_and_dtype("cpu", "int3")
