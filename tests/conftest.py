@@ -37,3 +37,12 @@ def tiny_pipeline_dir(tmp_path_factory: pytest.TempPathFactory):
         return built[kind]
 
     return get
+
+
+# Scripted OpenAI-compatible critic server (tests/stubs/critic_server.py), reusable by
+# any test through the ``critic_stub`` fixture.
+import sys  # noqa: E402
+
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+from stubs.critic_server import critic_stub  # noqa: E402, F401
