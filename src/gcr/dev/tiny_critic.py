@@ -304,6 +304,7 @@ def build_tiny_critic(out_dir: str | Path, *, seed: int = 0) -> Path:
     ``seed`` always gives the same weights. Returns ``out_dir`` as a :class:`Path`.
     """
     from transformers import Qwen3VLForConditionalGeneration
+    from transformers.utils import logging as hf_logging
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -317,8 +318,14 @@ def build_tiny_critic(out_dir: str | Path, *, seed: int = 0) -> Path:
     _favour_words(model, writable)
     model.generation_config = _generation_config(tokenizer, banned)
     model.eval()
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a few KB need no "Writing model shards" bar
+    try:
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
     logger.info(
         "built tiny Qwen3-VL critic (%d parameters, vocabulary %d) in %s",
         count_parameters(model),
