@@ -52,6 +52,51 @@ The user asks for a red cube resting on a blue sphere.
 with a crisp contact shadow under studio lighting.
 """
 
+#: A plain edit critique (four dimensions).
+GOOD_EDIT_ANSWER = """# User Request Analysis
+The instruction asks to turn the car blue and keep everything else.
+
+# Detailed Judgement
+1. Text Faithfulness:
+## Justification: The car is now blue.
+## Score: 4
+2. Image Faithfulness:
+## Justification: The street and the sky are unchanged; one sign lost its colour.
+## Score: 3.25
+3. Physical and Visual Quality:
+## Justification: Reflections on the paint match the scene.
+## Score: 3.5
+4. Text Rendering:
+## Justification: No text was asked for.
+## Score: N/A
+# Summary: A clean edit with a small loss in the background.
+# User Request Refinement:
+## Refinement Comments: Name what must stay unchanged.
+## Refined Request: Repaint the car blue; keep the street, the signs and their colours exactly as they are.
+"""
+
+#: A plain pairwise t2i comparison where B wins overall.
+GOOD_PAIRWISE_T2I_ANSWER = """# User Request Analysis
+A red cube on a blue sphere.
+# Detailed Judgement
+1. Text Faithfulness:
+## Justification: A shows a red cube on a blue sphere; B swaps the colours.
+## Score A: 3.5
+## Score B: 2.0
+## Winner: Image A
+2. Physical and Visual Quality:
+## Justification: B is sharper and its shadows are right; A floats.
+## Score A: 2.0
+## Score B: 4.0
+## Winner: Image B
+3. Text Rendering:
+## Justification: No text requested.
+## Score A: N/A
+## Score B: N/A
+## Winner: N/A
+# Summary: B is the better image overall despite the colour swap.
+"""
+
 
 @dataclass
 class StubReply:
