@@ -20,7 +20,7 @@ from gcr.critic.backends.transformers_local import (
 )
 from gcr.errors import ConfigError, CriticError, CriticLoadError, InputError
 
-GREEDY = SamplingParams(temperature=0.0, max_tokens=10)
+GREEDY = SamplingParams(temperature=0.0, max_tokens=24)
 
 
 def _image(i: int, size: tuple[int, int] = (64, 64)) -> Image.Image:
@@ -121,7 +121,7 @@ def test_greedy_and_sampling_options_reach_generate(backend: TransformersBackend
     with GenerateSpy(backend.model) as spy:
         greedy_answer, sampled_answer = asyncio.run(both())
     # Different sampling settings never share a batch.
-    assert sorted((c["do_sample"], c["max_new_tokens"]) for c in spy.calls) == [(False, 10), (True, 5)]
+    assert sorted((c["do_sample"], c["max_new_tokens"]) for c in spy.calls) == [(False, 24), (True, 5)]
     sampling_call = next(c for c in spy.calls if c["do_sample"])
     assert (sampling_call["temperature"], sampling_call["top_p"], sampling_call["top_k"]) == (0.7, 0.9, 7)
     assert greedy_answer and sampled_answer
@@ -161,6 +161,10 @@ def test_bad_requests_and_options_are_refused_before_queueing(backend: Transform
         asyncio.run(backend.complete(ChatRequest(system="s", parts=[b"bytes"]), GREEDY))  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="stop_words"):
         asyncio.run(backend.complete(_requests()[0], SamplingParams(extra={"stop_words": ["x"]})))
+    with pytest.raises(ConfigError, match="update"):  # a GenerationConfig method, not an option
+        asyncio.run(backend.complete(_requests()[0], SamplingParams(extra={"update": 1})))
+    with pytest.raises(ConfigError, match="temperature"):  # set from SamplingParams, not extra
+        asyncio.run(backend.complete(_requests()[0], SamplingParams(extra={"temperature": 1.0})))
     with pytest.raises(InputError, match="max_tokens"):
         asyncio.run(backend.complete(_requests()[0], SamplingParams(max_tokens=0)))
 

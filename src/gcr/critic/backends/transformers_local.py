@@ -23,13 +23,12 @@ from PIL import Image
 
 from gcr.critic.backends.base import ChatRequest, Completion, SamplingParams
 from gcr.critic.backends.microbatch import MicroBatcher
+from gcr.critic.defaults import DEFAULT_MAX_PIXELS
 from gcr.errors import ConfigError, CriticError, CriticLoadError, InputError
 from gcr.images import ensure_rgb, fit_pixel_budget
 
 logger = logging.getLogger(__name__)
 
-#: Images are downscaled to at most this many pixels (the released critic's training cap).
-DEFAULT_MAX_PIXELS = 802_816
 DEFAULT_MAX_BATCH_SIZE = 8
 DEFAULT_MAX_WAIT_S = 0.02
 #: Temperatures at or below this decode greedily.
@@ -157,6 +156,7 @@ class TransformersBackend:
             make_error=self._batch_error,
         )
         self._load_lock = threading.Lock()
+        self._generate_lock = threading.Lock()
         self._model: Any = None
         self._processor: Any = None
         self._closed = False
@@ -251,7 +251,7 @@ class TransformersBackend:
             return list(self._generate(jobs))
         except CriticError as exc:
             return [exc for _ in jobs]
-        except torch.OutOfMemoryError as exc:
+        except torch.cuda.OutOfMemoryError as exc:
             return [
                 CriticError(
                     f"local critic {self._model_id} ran out of accelerator memory on a batch of {len(jobs)} "
@@ -283,7 +283,8 @@ class TransformersBackend:
         inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
         inputs = inputs.to(device=model.device, dtype=self.dtype)
         options = _generation_options(jobs[0].sampling)
-        with torch.inference_mode():
+        # One generate at a time even if several event loops (threads) share this backend.
+        with self._generate_lock, torch.inference_mode():
             output = model.generate(**inputs, **options)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         eos = _eos_ids(model, processor)
@@ -346,8 +347,8 @@ def _generation_options(sampling: SamplingParams) -> dict[str, Any]:
         options["temperature"] = sampling.temperature
         if sampling.top_p is not None:
             options["top_p"] = sampling.top_p
-    defaults = GenerationConfig()
-    unknown = sorted(k for k in sampling.extra if not hasattr(defaults, k) or k in _RESERVED)
+    known = GenerationConfig().to_dict()
+    unknown = sorted(k for k in sampling.extra if k not in known or k in _RESERVED)
     if unknown:
         raise ConfigError(
             f"sampling option(s) {', '.join(unknown)} are not transformers generation options "
