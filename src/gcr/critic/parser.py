@@ -172,11 +172,15 @@ def _field_text(lay: _Layout, block: _DimBlock, key: str, warn: bool = True) -> 
     return lay.body(toks[0])
 
 
-def _justification(lay: _Layout, block: _DimBlock, score_keys: tuple[str, ...]) -> str:
+def _justification(
+    lay: _Layout, block: _DimBlock, score_keys: tuple[str, ...], inline_score: bool = False
+) -> str:
+    """The Justification field, else the loose text of the dimension (minus any score on its heading)."""
     text = _field_text(lay, block, "justification")
     if text is not None:
         return text
-    loose = [lay.body(block.tokens[0])]
+    head = lay.body(block.tokens[0])
+    loose = ["\n".join(head.split("\n")[1:]) if inline_score else head]
     for key in score_keys:  # text written under a score line, when no justification header exists
         for tok in block.fields.get(key, [])[:1]:
             loose.append("\n".join(lay.body(tok).split("\n")[1:]))
@@ -291,9 +295,10 @@ def parse_critique(text: str, task: Task | str) -> Critique:
                 lay.warnings.append(f"{dim.value}: no readable score")
             incomplete_last = block is max(chosen.values(), key=lambda b: b.tokens[0].line)
             continue
+        inline_score = "score" not in block.fields
         judgements.append(
             DimensionJudgement(
-                dimension=dim, score=value, justification=_justification(lay, block, ("score",))
+                dimension=dim, score=value, justification=_justification(lay, block, ("score",), inline_score)
             )
         )
     if not any(j.score is not None for j in judgements):

@@ -141,7 +141,7 @@ _MAX_LABEL = 64
 
 
 def normalize_text(text: str) -> str:
-    """Unify line endings and invisible characters; drop reasoning blocks and code fences."""
+    """Unify line endings, spaces and invisible characters; drop reasoning blocks and code fences."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE)
     text = _THINK_BLOCK_RE.sub("\n", text)
     lowered = text.lower()
@@ -150,7 +150,7 @@ def normalize_text(text: str) -> str:
     elif "<think>" in lowered:  # never closed: the answer ended while still thinking
         text = text[: lowered.index("<think>")]
     text = _ANSWER_TAG_RE.sub("", _THINK_TAG_RE.sub("", text))
-    return "\n".join(line for line in text.split("\n") if not _FENCE_RE.match(line))
+    return "\n".join(line.rstrip() for line in text.split("\n") if not _FENCE_RE.match(line))
 
 
 def normalize_label(label: str) -> str:
