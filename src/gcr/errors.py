@@ -51,6 +51,10 @@ class CriticLoadError(CriticError):
     """A local critic model could not be loaded (missing folder, not a vision-language model, ...)."""
 
 
+class CriticServeError(CriticError):
+    """A critic server could not be started (server software missing, or it exited early)."""
+
+
 class CritiqueParseError(CriticError):
     """The critic's text does not contain a readable critique.
 
