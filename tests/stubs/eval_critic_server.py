@@ -103,6 +103,8 @@ class EvalScript:
     def __init__(self, table: Mapping[str, ScriptedPair]) -> None:
         self.table = dict(table)
         self.healthy = False
+        #: Seconds each successful answer takes (a busy server).
+        self.delay = 0.0
         self.log: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
@@ -134,9 +136,9 @@ class EvalScript:
                 return StubReply.ok("Both pictures are nice. I cannot decide.")
             raise ValueError(f"unknown scripted fault {entry.fault!r}")
         if mode == "pairwise":
-            return StubReply.ok(pairwise_answer(entry.task, entry.scores_a, entry.scores_b))
+            return StubReply.ok(pairwise_answer(entry.task, entry.scores_a, entry.scores_b), self.delay)
         scores = entry.scores_a if side == "A" else entry.scores_b
-        return StubReply.ok(pointwise_answer(entry.task, scores))
+        return StubReply.ok(pointwise_answer(entry.task, scores), self.delay)
 
 
 __all__ = [
