@@ -4,15 +4,15 @@ The critic answers in a markdown layout (``# Detailed Judgement``, ``1. Text
 Faithfulness:``, ``## Score: 3.5`` ...), but real models drift: bold instead of
 ``#``, other header levels, missing numbers or colons, ``&`` for "and", CRLF,
 ``<think>`` blocks. This module only finds structure: each line that is a known
-label becomes a :class:`Token`, and :func:`token_body` returns the text a token
-owns. Reading scores and winners out of that text is :mod:`gcr.critic.parser`'s
-job.
+label becomes a :class:`Token`, and a :class:`Layout` groups the tokens into
+dimension blocks and returns the text each token owns. Reading scores and
+winners out of that text is :mod:`gcr.critic.parser`'s job.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 TokenKind = Literal["section", "dimension", "field", "other", "rule"]
@@ -120,16 +120,14 @@ _DECOR = " \t*_`"
 _LABEL_SEP_RE = re.compile(r"[:=]")
 _NON_WORD_RE = re.compile(r"[^a-z0-9]+")
 _SCORE_NO_COLON_RE = re.compile(
-    r"^(?P<label>(?:score|rating)(?:\s*(?:for\s*)?(?:image\s*)?\(?[ab]\)?(?![a-z]))?)[\s*_]*[-–—]?\s*"
+    r"^(?P<label>(?:score|rating)(?:\s*(?:for\s*)?(?:image\s*)?\(?[ab]\)?(?![a-z]))?)[\s*_]*+[-–—]?\s*+"
     r"(?=[\d.]|n\s*/\s*a\b|na\b)",
     re.IGNORECASE,
 )
 # Further pairwise fields written on the same line, e.g. "Score A: 3 | Score B: 2.5".
 _INLINE_FIELD_RE = re.compile(
-    r"(?:^|[|,;]|\s)[\s*_]*(score\s*(?:for\s*)?(?:image\s*)?[ab]|winner)[\s*_]*:", re.IGNORECASE
+    r"(?:^|[|,;]|\s)[\s*_]*+(score\s*+(?:for\s+)?(?:image\s*+)?[ab]|winner)[\s*_]*+:", re.IGNORECASE
 )
-_THINK_BLOCK_RE = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
-_THINK_TAG_RE = re.compile(r"</?think>", re.IGNORECASE)
 _ANSWER_TAG_RE = re.compile(r"</?answer>", re.IGNORECASE)
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None) | {
     0xA0: " ",
@@ -138,19 +136,26 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None) | {
     0x202F: " ",
 }
 _MAX_LABEL = 64
+_PAREN_RE = re.compile(r"\([^()]*\)")
+# Only the start of a long line is searched for further fields on the same line.
+_MAX_INLINE_SCAN = 400
 
 
 def normalize_text(text: str) -> str:
     """Unify line endings, spaces and invisible characters; drop reasoning blocks and code fences."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE)
-    text = _THINK_BLOCK_RE.sub("\n", text)
-    lowered = text.lower()
-    if "</think>" in lowered:  # the opening tag was part of the prompt: drop the reasoning before it
-        text = text[lowered.rindex("</think>") + len("</think>") :]
-    elif "<think>" in lowered:  # never closed: the answer ended while still thinking
-        text = text[: lowered.index("<think>")]
-    text = _ANSWER_TAG_RE.sub("", _THINK_TAG_RE.sub("", text))
+    text = _drop_reasoning(text.replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE))
+    text = _ANSWER_TAG_RE.sub("", text)
     return "\n".join(line.rstrip() for line in text.split("\n") if not _FENCE_RE.match(line))
+
+
+def _drop_reasoning(text: str) -> str:
+    """Remove ``<think>`` reasoning: all before the last ``</think>``, all after an unclosed ``<think>``."""
+    lowered = text.lower()
+    close = lowered.rfind("</think>")
+    if close != -1:  # covers "<think>...</think>" and a prompt that already opened the block
+        text, lowered = text[close + len("</think>") :], lowered[close + len("</think>") :]
+    start = lowered.find("<think>")
+    return text if start == -1 else text[:start]
 
 
 def normalize_label(label: str) -> str:
@@ -163,6 +168,13 @@ def _lookup(label: str) -> tuple[TokenKind, str] | None:
     norm = normalize_label(label)
     if not norm or len(norm) > _MAX_LABEL:
         return None
+    found = _lookup_normalized(norm)
+    if found is None and "(" in label:  # "Text Faithfulness (TF)", "Score (1-4)"
+        found = _lookup_normalized(normalize_label(_PAREN_RE.sub(" ", label)))
+    return found
+
+
+def _lookup_normalized(norm: str) -> tuple[TokenKind, str] | None:
     for kind, table in (
         ("field", FIELD_ALIASES),
         ("dimension", DIMENSION_ALIASES),
@@ -234,7 +246,7 @@ def _split_inline_fields(token: Token) -> list[Token]:
     tokens: list[Token] = []
     current, inline = token, token.inline
     while True:
-        m = _INLINE_FIELD_RE.search(inline, 1)
+        m = _INLINE_FIELD_RE.search(inline, 1, _MAX_INLINE_SCAN)
         found = _lookup(m.group(1)) if m else None
         if m is None or found is None:
             tokens.append(
@@ -262,24 +274,87 @@ def tokenize(text: str) -> tuple[list[str], list[Token]]:
     return lines, tokens
 
 
-def terminates(nxt: Token, owner: Token) -> bool:
-    """Whether ``nxt`` ends the text owned by ``owner``."""
+def _terminates(nxt: Token, owner: Token) -> bool:
+    """Whether ``nxt`` ends the text owned by ``owner``: any known label or rule, or a header as high."""
     if nxt.kind != "other":
         return True
     own_level = owner.level if owner.level is not None else 1
     return nxt.level is not None and nxt.level <= own_level
 
 
-def token_body(lines: list[str], tokens: list[Token], index: int) -> str:
-    """The text ``tokens[index]`` owns: its inline text plus the lines up to the next terminating token."""
-    tok = tokens[index]
-    nxt = index + 1
-    if nxt < len(tokens) and tokens[nxt].line == tok.line:
-        return tok.inline.strip()
-    end = len(lines)
-    for later in tokens[nxt:]:
-        if terminates(later, tok):
-            end = later.line
-            break
-    body = [tok.inline, *lines[tok.line + 1 : end]]
-    return "\n".join(body).strip()
+def _in_judgement_zone(tokens: list[Token]) -> list[Token]:
+    """Drop dimension and score-like tokens outside the judgement (in the analysis or the summary)."""
+    has_judgement = any(t.kind == "section" and t.key == "judgement" for t in tokens)
+    open_zone = not has_judgement
+    kept: list[Token] = []
+    for tok in tokens:
+        if tok.kind == "section":
+            if tok.key == "judgement":
+                open_zone = True
+            elif tok.key in ("summary", "refinement") or (has_judgement and tok.key == "analysis"):
+                open_zone = False
+        elif not open_zone and (tok.kind == "dimension" or (tok.kind == "field" and tok.key in _JUDGED)):
+            continue
+        kept.append(tok)
+    return kept
+
+
+_JUDGED = frozenset({"justification", "score", "score_a", "score_b", "winner"})
+
+
+@dataclass
+class DimensionBlock:
+    """A dimension heading and the fields written under it, each key with its tokens in order."""
+
+    key: str
+    heading: Token
+    fields: dict[str, list[Token]] = field(default_factory=dict)
+
+
+class Layout:
+    """The structure of one answer: its lines, its tokens, and the text each token owns."""
+
+    def __init__(self, text: str) -> None:
+        self.lines, tokens = tokenize(normalize_text(text))
+        self.tokens = _in_judgement_zone(tokens)
+        self._index = {id(tok): i for i, tok in enumerate(self.tokens)}
+        self._bodies: dict[int, str] = {}
+
+    def body(self, tok: Token) -> str:
+        """The inline text of ``tok`` plus the lines up to the next token that ends it."""
+        i = self._index[id(tok)]
+        if i not in self._bodies:
+            self._bodies[i] = self._body(i)
+        return self._bodies[i]
+
+    def _body(self, i: int) -> str:
+        tok = self.tokens[i]
+        if i + 1 < len(self.tokens) and self.tokens[i + 1].line == tok.line:
+            return tok.inline.strip()  # another field follows on the same line
+        end = next((t.line for t in self.tokens[i + 1 :] if _terminates(t, tok)), len(self.lines))
+        return "\n".join([tok.inline, *self.lines[tok.line + 1 : end]]).strip()
+
+    def first(self, kind: TokenKind, key: str) -> Token | None:
+        return next((t for t in self.tokens if t.kind == kind and t.key == key), None)
+
+    def has(self, kind: TokenKind, *keys: str) -> bool:
+        return any(t.kind == kind and t.key in keys for t in self.tokens)
+
+    def preamble(self) -> str:
+        """The text before the first structural line."""
+        first = self.tokens[0].line if self.tokens else len(self.lines)
+        return "\n".join(self.lines[:first]).strip()
+
+    def dimension_blocks(self) -> list[DimensionBlock]:
+        """Every dimension heading in text order, with the fields up to the next dimension or section."""
+        blocks: list[DimensionBlock] = []
+        current: DimensionBlock | None = None
+        for tok in self.tokens:
+            if tok.kind == "dimension":
+                current = DimensionBlock(tok.key, tok)
+                blocks.append(current)
+            elif tok.kind == "section":
+                current = None
+            elif tok.kind == "field" and current is not None:
+                current.fields.setdefault(tok.key, []).append(tok)
+        return blocks
