@@ -1,0 +1,165 @@
+"""Run settings of one refine run: the graph's ``context_schema``.
+
+Everything here is plain, serializable data, so a run can be described in a
+JSON file, passed by ``langgraph dev`` clients, and restored on ``--resume``.
+Live objects (the generator, the critic, the refiner) are given to
+:func:`gcr.agent.build_graph` instead.
+
+Each field carries help text in its metadata; the CLI and the docs read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gcr.errors import ConfigError
+
+SeedPolicy = Literal["fixed", "per-round"]
+
+#: Where run folders go when no ``run_dir`` is given (relative to the working directory).
+DEFAULT_RUNS_ROOT = "gcr-runs"
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(kw_only=True)
+class RefineContext:
+    """How one Generate-Critique-Refine run behaves.
+
+    Stopping fields combine: the run stops at the first rule that fires (see
+    :mod:`gcr.agent.stopping`). ``None`` switches an optional rule off.
+    """
+
+    run_dir: str = field(
+        default="",
+        metadata=_help(
+            "Folder for this run's images, critiques and reports. Empty: a new folder under "
+            "$GCR_RUNS_DIR (default ./gcr-runs)."
+        ),
+    )
+    candidates: int = field(default=1, metadata=_help("Images generated (and critiqued) per round."))
+    seed: int = field(default=0, metadata=_help("Base seed; candidate i of a round uses seed + i."))
+    seed_policy: SeedPolicy = field(
+        default="fixed",
+        metadata=_help(
+            "'fixed': every round reuses the same seeds, so the prompt is the only thing that "
+            "changes; 'per-round': each round draws fresh seeds."
+        ),
+    )
+    max_rounds: int = field(
+        default=4, metadata=_help("Most rounds, counting the first generation from the user's prompt.")
+    )
+    target_reward: float | None = field(
+        default=0.9, metadata=_help("Stop once the best normalized reward (0-1) reaches this.")
+    )
+    dimension_target: float | None = field(
+        default=None, metadata=_help("Stop once every scored dimension of one image reaches this (1-4).")
+    )
+    min_delta: float = field(
+        default=0.02, metadata=_help("Smallest gain in best reward that counts as an improvement.")
+    )
+    patience: int = field(
+        default=2, metadata=_help("Stop after this many rounds in a row without an improvement.")
+    )
+    max_wall_s: float | None = field(
+        default=None,
+        metadata=_help("Wall-time budget in seconds; no round starts that would likely run past it."),
+    )
+    max_generations: int | None = field(
+        default=None, metadata=_help("Budget of generated images; no round starts that would exceed it.")
+    )
+    dimensions: list[str] | None = field(
+        default=None,
+        metadata=_help("Dimensions that make up the reward (keys); None: every dimension of the task."),
+    )
+    weights: dict[str, float] | None = field(
+        default=None, metadata=_help("Weight per dimension key in the reward; None: equal weights.")
+    )
+    width: int | None = field(default=None, metadata=_help("Image width; None: the model's default."))
+    height: int | None = field(default=None, metadata=_help("Image height; None: the model's default."))
+    steps: int | None = field(default=None, metadata=_help("Denoising steps; None: the model's default."))
+    guidance: float | None = field(default=None, metadata=_help("Guidance scale; None: the model's default."))
+    negative_prompt: str | None = field(default=None, metadata=_help("Negative prompt, where supported."))
+    interactive: bool = field(
+        default=False,
+        metadata=_help("Pause before each regeneration so a person can accept, edit or reject the prompt."),
+    )
+    write_report: bool = field(default=True, metadata=_help("Write report.html into the run folder."))
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.candidates < 1:
+            problems.append(f"candidates must be at least 1 (got {self.candidates})")
+        if self.max_rounds < 1:
+            problems.append(f"max_rounds must be at least 1 (got {self.max_rounds})")
+        if self.patience < 1:
+            problems.append(f"patience must be at least 1 (got {self.patience})")
+        if self.min_delta < 0:
+            problems.append(f"min_delta must not be negative (got {self.min_delta})")
+        if self.target_reward is not None and not 0.0 <= self.target_reward <= 1.0:
+            problems.append(f"target_reward is a normalized reward in [0, 1] (got {self.target_reward})")
+        if self.dimension_target is not None and not 1.0 <= self.dimension_target <= 4.0:
+            problems.append(f"dimension_target is a score in [1, 4] (got {self.dimension_target})")
+        if self.max_wall_s is not None and self.max_wall_s <= 0:
+            problems.append(f"max_wall_s must be positive (got {self.max_wall_s})")
+        if self.max_generations is not None and self.max_generations < self.candidates:
+            problems.append(
+                f"max_generations ({self.max_generations}) is smaller than one round of "
+                f"{self.candidates} candidate(s)"
+            )
+        if self.seed_policy not in ("fixed", "per-round"):
+            problems.append(f"seed_policy must be 'fixed' or 'per-round' (got {self.seed_policy!r})")
+        for name in ("width", "height", "steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name} must be positive (got {value})")
+        if problems:
+            raise ConfigError("invalid refine settings: " + "; ".join(problems))
+
+    def seed_for(self, round_index: int, candidate: int) -> int:
+        """The seed of ``candidate`` in round ``round_index`` under :attr:`seed_policy`."""
+        if self.seed_policy == "per-round":
+            return self.seed + round_index * self.candidates + candidate
+        return self.seed + candidate
+
+    def generation_params(self) -> dict[str, Any]:
+        """The generation settings that are set (``None`` ones are left to the model)."""
+        params = {
+            "width": self.width,
+            "height": self.height,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "negative_prompt": self.negative_prompt,
+        }
+        return {k: v for k, v in params.items() if v is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RefineContext:
+        """Build from a mapping; unknown keys are an error that names them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown refine setting(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+def new_run_dir(prompt: str, now: str) -> Path:
+    """A fresh run folder path under ``$GCR_RUNS_DIR`` named after the time and the prompt."""
+    root = Path(os.environ.get("GCR_RUNS_DIR", DEFAULT_RUNS_ROOT))
+    words = "".join(ch if ch.isalnum() else "-" for ch in prompt.lower()).split("-")
+    slug = "-".join(w for w in words if w)[:40].strip("-") or "run"
+    candidate = root / f"{now}-{slug}"
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{now}-{slug}-{n}"
+    return candidate

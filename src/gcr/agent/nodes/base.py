@@ -1,0 +1,72 @@
+"""What every node closes over: the live collaborators and the fallback settings."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from gcr.agent.cache import ArtifactCache
+from gcr.agent.context import RefineContext
+from gcr.agent.guard import PromptGuard
+from gcr.agent.protocols import CriticProtocol
+from gcr.agent.refiner import Refiner
+from gcr.agent.stopping import StoppingPolicy, StopRules
+from gcr.critic.schema import Task
+from gcr.critic.scoring import RewardSpec
+from gcr.generators.base import Generator
+
+
+@dataclass
+class NodeDeps:
+    """Live objects given to :func:`gcr.agent.build_graph`, shared by the nodes of one graph.
+
+    ``defaults`` are the settings used when a run's context is not a
+    :class:`RefineContext` (for example when the graph is mounted in a host graph
+    with a context schema of its own). ``generation_slots`` bounds how many
+    generator calls run at once (diffusers pipelines are not thread-safe).
+    """
+
+    generator: Generator
+    critic: CriticProtocol
+    refiner: Refiner
+    guard: PromptGuard
+    stopping: StoppingPolicy | None
+    cache: ArtifactCache | None
+    defaults: RefineContext
+    generation_slots: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
+
+    @property
+    def task(self) -> Task:
+        return Task.parse(self.generator.task)
+
+    def settings(self, runtime: Runtime[Any] | None) -> RefineContext:
+        context = getattr(runtime, "context", None)
+        return context if isinstance(context, RefineContext) else self.defaults
+
+    def policy(self, settings: RefineContext) -> StoppingPolicy:
+        if self.stopping is not None:
+            return self.stopping
+        return StopRules(
+            target_reward=settings.target_reward,
+            dimension_target=settings.dimension_target,
+            min_delta=settings.min_delta,
+            patience=settings.patience,
+            max_rounds=settings.max_rounds,
+            max_generations=settings.max_generations,
+            max_wall_s=settings.max_wall_s,
+            candidates_per_round=settings.candidates,
+        )
+
+    @staticmethod
+    def reward_spec(settings: RefineContext) -> RewardSpec:
+        dims = tuple(settings.dimensions) if settings.dimensions is not None else None
+        return RewardSpec(dimensions=dims, weights=settings.weights)  # type: ignore[arg-type]
+
+    @staticmethod
+    def emit(runtime: Runtime[Any] | None, payload: dict[str, Any]) -> None:
+        writer = getattr(runtime, "stream_writer", None)
+        if writer is not None:
+            writer(payload)

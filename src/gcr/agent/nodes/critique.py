@@ -1,0 +1,137 @@
+"""``critique``: have the critic judge one candidate against the user's request.
+
+The critic always sees the user's *original* request, whatever prompt produced
+the image, so scores stay comparable across rounds and the best image is the
+one that best serves what the user asked for.
+
+An answer that cannot be read (after the critic's own re-ask) or that scores no
+selected dimension skips this candidate with the reason recorded; the round
+goes on with the others. A critic that cannot be reached raises, leaving the
+run resumable: finished candidates are kept in the checkpoint and the cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from gcr.agent.cache import critique_key
+from gcr.agent.context import RefineContext
+from gcr.agent.events import event
+from gcr.agent.nodes.base import NodeDeps
+from gcr.agent.run_folder import RunFolder
+from gcr.agent.state import CandidateRecord, CritiqueTask
+from gcr.critic.schema import Critique
+from gcr.critic.scoring import normalized_reward
+from gcr.errors import CriticResponseError, CritiqueParseError, RewardError
+from gcr.images import load_image
+
+CritiqueNode = Callable[[CritiqueTask, Runtime[RefineContext]], Awaitable[dict[str, Any]]]
+
+
+def make_critique(deps: NodeDeps) -> CritiqueNode:
+    async def critique(task: CritiqueTask, runtime: Runtime[RefineContext]) -> dict[str, Any]:
+        settings = deps.settings(runtime)
+        folder = RunFolder(task["run_dir"])
+        json_path, text_path = folder.critique_paths(task["round"], task["index"])
+        kind = deps.task
+        key = critique_key(
+            critic_identity=deps.critic.cache_identity("pointwise", kind),
+            task=kind.value,
+            prompt=task["user_prompt"],
+            image_digest=task["image_digest"],
+            source_digests=task["source_digests"],
+        )
+        result: Critique | None = deps.cache.get_critique(key) if deps.cache is not None else None
+        cached, seconds = result is not None, 0.0
+        if result is None:
+            image = load_image(task["image"])
+            sources = [load_image(p) for p in task["source_images"]]
+            started = time.perf_counter()
+            try:
+                result = await deps.critic.acritique(task["user_prompt"], image, sources=sources, task=kind)
+            except (CritiqueParseError, CriticResponseError) as exc:
+                seconds = time.perf_counter() - started
+                raw = getattr(exc, "raw_text", "")
+                if raw:
+                    folder.write_text(text_path, raw)
+                return _skip(deps, runtime, task, str(exc), seconds, text_path if raw else None)
+            seconds = time.perf_counter() - started
+            if deps.cache is not None:
+                deps.cache.put_critique(key, result)
+        folder.write_text(json_path, result.model_dump_json(indent=2))
+        folder.write_text(text_path, result.raw_text)
+        try:
+            reward = normalized_reward(result, deps.reward_spec(settings))
+        except RewardError as exc:
+            return _skip(deps, runtime, task, str(exc), seconds, text_path, json_path=str(json_path))
+        record = _record(task, seconds, cached)
+        record.update(
+            status="scored",
+            reward=reward,
+            scores=result.scores,
+            critique_summary=result.summary,
+            refined_request=result.refined_request,
+            critique_json=str(json_path),
+            critique_text=str(text_path),
+        )
+        deps.emit(
+            runtime,
+            event(
+                "candidate_scored",
+                round=task["round"],
+                index=task["index"],
+                reward=reward,
+                scores=result.scores,
+                cached=cached,
+                seconds=seconds,
+            ),
+        )
+        return {"candidates": [record]}
+
+    return critique
+
+
+def _record(task: CritiqueTask, seconds: float, cached: bool) -> CandidateRecord:
+    return CandidateRecord(
+        round=task["round"],
+        index=task["index"],
+        seed=task["seed"],
+        prompt=task["prompt"],
+        image=task["image"],
+        image_digest=task["image_digest"],
+        status="skipped",
+        reward=None,
+        scores={},
+        critique_summary=None,
+        refined_request=None,
+        critique_json=None,
+        critique_text=None,
+        skip_reason=None,
+        generate_s=task["generate_s"],
+        critique_s=seconds,
+        cached_generation=task["cached_generation"],
+        cached_critique=cached,
+    )
+
+
+def _skip(
+    deps: NodeDeps,
+    runtime: Runtime[Any],
+    task: CritiqueTask,
+    reason: str,
+    seconds: float,
+    text_path: object,
+    json_path: str | None = None,
+) -> dict[str, Any]:
+    record = _record(task, seconds, cached=False)
+    record.update(
+        skip_reason=reason,
+        critique_text=None if text_path is None else str(text_path),
+        critique_json=json_path,
+    )
+    deps.emit(runtime, event("candidate_skipped", round=task["round"], index=task["index"], reason=reason))
+    return {"candidates": [record]}

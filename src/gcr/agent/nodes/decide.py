@@ -1,0 +1,97 @@
+"""``decide``: close a round, keep the best image of the run, ask the stopping policy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from gcr.agent.context import RefineContext
+from gcr.agent.events import event
+from gcr.agent.nodes.base import NodeDeps
+from gcr.agent.run_folder import RunFolder
+from gcr.agent.state import CandidateRecord, RefineState, RoundRecord
+from gcr.agent.stopping import RoundOutcome
+from gcr.errors import CriticResponseError
+
+DecideNode = Callable[[RefineState, Runtime[RefineContext]], dict[str, Any]]
+
+
+def make_decide(deps: NodeDeps) -> DecideNode:
+    def decide(state: RefineState, runtime: Runtime[RefineContext]) -> dict[str, Any]:
+        settings = deps.settings(runtime)
+        index = state["round"]
+        candidates = list(state.get("candidates") or [])
+        members = [c for c in candidates if c["round"] == index]
+        scored = [c for c in members if c["status"] == "scored"]
+        if not scored:
+            reasons = "; ".join(f"candidate {c['index']}: {c['skip_reason']}" for c in members)
+            raise CriticResponseError(
+                f"no candidate of round {index} could be scored ({reasons}). The critic's raw answers are "
+                f"in {RunFolder(state['run_dir']).path / 'rounds'}; a new run reuses the cached images"
+            )
+        # Highest reward wins; on a tie the lower candidate index (the earlier seed).
+        round_best = max(scored, key=lambda c: (c["reward"], -c["index"]))
+        previous: CandidateRecord | None = state.get("best")
+        # Strictly better only, so ties keep the earlier round's image.
+        new_best = previous is None or round_best["reward"] > previous["reward"]  # type: ignore[operator]
+        run_best = round_best if new_best else previous
+        generate_s = sum(c["generate_s"] for c in members)
+        critique_s = sum(c["critique_s"] for c in members)
+        # Wall time of the round, bounded by the work done in it so that time spent
+        # stopped (between a crash and a resume) does not count against the budget.
+        elapsed = min(time.time() - state.get("round_started_at", time.time()), generate_s + critique_s)
+        record = RoundRecord(
+            round=index,
+            prompt=state["current_prompt"],
+            prompt_origin=state.get("prompt_origin", "user"),
+            seeds=list(state.get("round_seeds") or [c["seed"] for c in members]),
+            rewards=[c["reward"] for c in members],
+            skipped=[
+                f"candidate {c['index']}: {c['skip_reason']}" for c in members if c["status"] == "skipped"
+            ],
+            best_index=round_best["index"],
+            best_reward=float(round_best["reward"]),  # type: ignore[arg-type]
+            best_scores=dict(round_best["scores"]),
+            new_best=new_best,
+            generate_s=generate_s,
+            critique_s=critique_s,
+            elapsed_s=max(0.0, elapsed),
+        )
+        rounds = [*(state.get("rounds") or []), record]
+        history = [
+            RoundOutcome(
+                reward=r["best_reward"],
+                scores=r["best_scores"],
+                generations=len(r["seeds"]),
+                elapsed_s=r["elapsed_s"],
+            )
+            for r in rounds
+        ]
+        decision = deps.policy(settings).decide(history)
+        RunFolder(state["run_dir"]).write_trajectory(rounds, candidates)
+        deps.emit(
+            runtime,
+            event(
+                "round_finished",
+                round=index,
+                prompt=record["prompt"],
+                best_index=record["best_index"],
+                best_reward=record["best_reward"],
+                best_scores=record["best_scores"],
+                rewards=record["rewards"],
+                run_best_reward=run_best["reward"],  # type: ignore[index]
+                new_best=new_best,
+                elapsed_s=record["elapsed_s"],
+            ),
+        )
+        return {
+            "rounds": rounds,
+            "best": run_best,
+            "stop_reason": None if decision is None else decision.reason.value,
+            "stop_detail": None if decision is None else decision.detail,
+        }
+
+    return decide

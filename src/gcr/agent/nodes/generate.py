@@ -1,0 +1,153 @@
+"""``generate``: make one candidate image, or find it already made.
+
+Lookup order: the run folder (a re-run of this very task after a resume), then
+the content-keyed cache (a repeated run), then the generator. Generator calls
+are bounded by ``NodeDeps.generation_slots`` and run in a worker thread so the
+event loop keeps serving critiques. The image goes to the run folder; its path,
+never its bytes, travels on to ``critique``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command, Send
+from PIL import Image
+
+from gcr.agent.cache import generation_key
+from gcr.agent.context import RefineContext
+from gcr.agent.events import event
+from gcr.agent.nodes.base import NodeDeps
+from gcr.agent.run_folder import RunFolder
+from gcr.agent.state import CandidateTask, CritiqueTask
+from gcr.errors import GeneratorError, GeneratorOOMError
+from gcr.generators.base import GenerationRequest, GenerationResult
+from gcr.images import image_digest, load_image
+
+GenerateNode = Callable[[CandidateTask, Runtime[RefineContext]], Awaitable[Command[Any]]]
+
+
+def make_generate(deps: NodeDeps) -> GenerateNode:
+    async def generate(task: CandidateTask, runtime: Runtime[RefineContext]) -> Command[Any]:
+        settings = deps.settings(runtime)
+        folder = RunFolder(task["run_dir"])
+        target = folder.image_path(task["round"], task["index"])
+        sidecar = target.with_suffix(".generation.json")
+        params = settings.generation_params()
+        key = generation_key(
+            model_id=deps.generator.model_id,
+            params=params,
+            prompt=task["prompt"],
+            seed=task["seed"],
+            source_digests=task["source_digests"],
+        )
+        found = _from_run_folder(target, sidecar, key) or _from_cache(deps, key, target)
+        if found is not None:
+            digest, seconds, cached = found, 0.0, True
+        else:
+            request = GenerationRequest(
+                prompt=task["prompt"],
+                seed=task["seed"],
+                num_images=1,
+                source_images=[load_image(p) for p in task["source_images"]],
+                **params,
+            )
+            started = time.perf_counter()
+            result = await asyncio.to_thread(_call_generator, deps, request)
+            seconds = time.perf_counter() - started
+            if not result.images:
+                raise GeneratorError(f"{deps.generator.model_id} returned no image for seed {task['seed']}")
+            image = result.images[0]
+            digest, cached = image_digest(image), False
+            _save_png(image, target)
+            if deps.cache is not None:
+                deps.cache.put_image(
+                    key,
+                    image,
+                    {
+                        "image_digest": digest,
+                        "model_id": result.model_id,
+                        "params": result.params,
+                        "seed": task["seed"],
+                        "prompt": task["prompt"],
+                        "generate_s": seconds,
+                    },
+                )
+        folder.write_text(sidecar, json.dumps({"key": key, "image_digest": digest, "seed": task["seed"]}))
+        deps.emit(
+            runtime,
+            event(
+                "candidate_generated",
+                round=task["round"],
+                index=task["index"],
+                seed=task["seed"],
+                image=str(target),
+                cached=cached,
+                seconds=seconds,
+            ),
+        )
+        payload = CritiqueTask(
+            **task, image=str(target), image_digest=digest, generate_s=seconds, cached_generation=cached
+        )
+        return Command(goto=Send("critique", payload))
+
+    return generate
+
+
+def _from_run_folder(target: Path, sidecar: Path, key: str) -> str | None:
+    """The digest of an image this very task already wrote, if its key matches."""
+    if not (target.exists() and sidecar.exists()):
+        return None
+    try:
+        meta = json.loads(sidecar.read_text("utf-8"))
+    except ValueError:
+        return None
+    return meta.get("image_digest") if meta.get("key") == key else None
+
+
+def _from_cache(deps: NodeDeps, key: str, target: Path) -> str | None:
+    if deps.cache is None:
+        return None
+    hit = deps.cache.get_image(key)
+    if hit is None:
+        return None
+    path, meta = hit
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    shutil.copyfile(path, tmp)
+    tmp.replace(target)
+    return str(meta.get("image_digest") or image_digest(load_image(target)))
+
+
+def _call_generator(deps: NodeDeps, request: GenerationRequest) -> GenerationResult:
+    with deps.generation_slots:
+        try:
+            return deps.generator.generate(request)
+        except GeneratorError:
+            raise
+        except Exception as exc:
+            if _is_out_of_memory(exc):
+                size = f"{request.width or 'default'}x{request.height or 'default'}"
+                raise GeneratorOOMError(
+                    f"{deps.generator.model_id} ran out of accelerator memory at size {size}: use a smaller "
+                    "--size, fewer --candidates, or CPU offload for the generator"
+                ) from exc
+            raise
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def _save_png(image: Image.Image, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    image.save(tmp, format="PNG")
+    tmp.replace(target)

@@ -1,0 +1,102 @@
+"""``refine``: propose the next prompt from the round's best critique, through the guard.
+
+The refiner works from the critique of the latest round's best image (what the
+current prompt produced). A proposal the guard turns down keeps the previous
+prompt. If the resulting prompt was already tried, the run stops: with the same
+seeds it would only reproduce an earlier round. In interactive mode the
+decision is left to ``review``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from gcr.agent.context import RefineContext
+from gcr.agent.events import event
+from gcr.agent.nodes.base import NodeDeps
+from gcr.agent.refiner import RefineRequest
+from gcr.agent.run_folder import RunFolder
+from gcr.agent.state import Refinement, RefineState
+from gcr.agent.stopping import StopReason
+from gcr.critic.schema import Critique
+
+RefineNode = Callable[[RefineState, Runtime[RefineContext]], Awaitable[dict[str, Any]]]
+
+
+def make_refine(deps: NodeDeps) -> RefineNode:
+    async def refine(state: RefineState, runtime: Runtime[RefineContext]) -> dict[str, Any]:
+        settings = deps.settings(runtime)
+        rounds = list(state["rounds"])
+        last = rounds[-1]
+        candidates = list(state.get("candidates") or [])
+        best = next(c for c in candidates if c["round"] == last["round"] and c["index"] == last["best_index"])
+        critique = Critique.from_json(Path(best["critique_json"]).read_text("utf-8"))  # type: ignore[arg-type]
+        tried = [r["prompt"] for r in rounds]
+        started = time.perf_counter()
+        proposal = await deps.refiner.propose(
+            RefineRequest(
+                user_prompt=state["prompt"],
+                current_prompt=state["current_prompt"],
+                critique=critique,
+                task=deps.task,
+                tried_prompts=tuple(tried),
+            )
+        )
+        verdict = deps.guard.check(state["prompt"], proposal.prompt)
+        seconds = time.perf_counter() - started
+        if verdict.accepted and verdict.prompt is not None:
+            next_prompt, reason = verdict.prompt, proposal.note
+        else:
+            next_prompt = state["current_prompt"]
+            why = "; ".join(r for r in (proposal.note, verdict.reason) if r)
+            reason = f"{why}; the previous prompt is kept"
+        is_new = next_prompt not in tried
+        refinement = Refinement(
+            refiner=deps.refiner.name,
+            proposed=proposal.prompt,
+            accepted=verdict.accepted,
+            reason=reason,
+            next_prompt=next_prompt,
+            is_new=is_new,
+            refine_s=seconds,
+        )
+        rounds[-1] = {**last, "refinement": refinement}
+        RunFolder(state["run_dir"]).write_trajectory(rounds, candidates)
+        deps.emit(
+            runtime,
+            event(
+                "refined",
+                round=last["round"],
+                refiner=refinement["refiner"],
+                proposed=refinement["proposed"],
+                accepted=refinement["accepted"],
+                reason=refinement["reason"],
+                next_prompt=next_prompt,
+                is_new=is_new,
+            ),
+        )
+        update: dict[str, Any] = {"rounds": rounds}
+        if settings.interactive:
+            update["pending"] = refinement
+        elif not is_new:
+            update["stop_reason"] = StopReason.NOTHING_NEW.value
+            update["stop_detail"] = nothing_new_detail(refinement, tried)
+        else:
+            update["current_prompt"] = next_prompt
+            update["prompt_origin"] = deps.refiner.name
+        return update
+
+    return refine
+
+
+def nothing_new_detail(refinement: Refinement, tried: list[str]) -> str:
+    """Why a refinement brought nothing to try."""
+    if not refinement["accepted"]:
+        return f"the refiner's proposal was turned down ({refinement['reason']})"
+    round_index = tried.index(refinement["next_prompt"])
+    return f"the refiner proposed the prompt of round {round_index} again"

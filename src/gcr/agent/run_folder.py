@@ -1,0 +1,160 @@
+"""The run folder: where one refine run keeps its images, critiques and results.
+
+Layout::
+
+    RUN/
+      run.json               how the run was started (for --resume)
+      checkpoints.sqlite     LangGraph checkpoints (CLI runs)
+      inputs/source-0.png    copies of the source images (editing)
+      rounds/r00/c00.png     round 0, candidate 0
+      rounds/r00/c00.critique.json   parsed critique
+      rounds/r00/c00.critique.txt    the critic's raw answer
+      trajectory.jsonl       one line per finished round, with its candidates
+      summary.json           best image, its prompt and scores, rewards, stop reason, timings
+      report.html            side-by-side report (see gcr.agent.report)
+
+Files are written whole and atomically, so re-running a node (after a resume)
+rewrites them with the same content instead of appending duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gcr.agent.state import CandidateRecord, RoundRecord
+from gcr.errors import RunError
+
+
+class RunFolder:
+    """Paths and writers for one run folder."""
+
+    SETTINGS = "run.json"
+    CHECKPOINTS = "checkpoints.sqlite"
+    TRAJECTORY = "trajectory.jsonl"
+    SUMMARY = "summary.json"
+    REPORT = "report.html"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser().resolve()
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def create(self) -> RunFolder:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def source_path(self, index: int) -> Path:
+        return self.path / "inputs" / f"source-{index}.png"
+
+    def image_path(self, round_index: int, candidate: int) -> Path:
+        return self.path / "rounds" / f"r{round_index:02d}" / f"c{candidate:02d}.png"
+
+    def critique_paths(self, round_index: int, candidate: int) -> tuple[Path, Path]:
+        """(parsed JSON, raw text) of a candidate's critique."""
+        stem = self.image_path(round_index, candidate).with_suffix("")
+        return stem.with_name(stem.name + ".critique.json"), stem.with_name(stem.name + ".critique.txt")
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    # ------------------------------------------------------------------ writing
+
+    def write_text(self, path: str | Path, text: str) -> Path:
+        target = Path(path) if Path(path).is_absolute() else self.path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=target.parent, suffix=".tmp", delete=False, encoding="utf-8"
+        ) as f:
+            f.write(text)
+        os.replace(f.name, target)
+        return target
+
+    def write_json(self, name: str, data: Any) -> Path:
+        return self.write_text(name, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+    def write_trajectory(self, rounds: Sequence[RoundRecord], candidates: Sequence[CandidateRecord]) -> Path:
+        lines = []
+        for record in rounds:
+            members = [c for c in candidates if c["round"] == record["round"]]
+            lines.append(json.dumps({**record, "candidates": members}, ensure_ascii=False, default=str))
+        return self.write_text(self.TRAJECTORY, "".join(line + "\n" for line in lines))
+
+    # ------------------------------------------------------------------ reading
+
+    def read_json(self, name: str) -> Any:
+        path = self.file(name)
+        if not path.is_file():
+            raise RunError(f"{path} is missing; is {self.path} a gcr run folder?")
+        try:
+            return json.loads(path.read_text("utf-8"))
+        except ValueError as exc:
+            raise RunError(f"{path} is not valid JSON ({exc}); the run folder is damaged") from None
+
+    def read_trajectory(self) -> list[dict[str, Any]]:
+        path = self.file(self.TRAJECTORY)
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def build_summary(
+    values: Mapping[str, Any],
+    *,
+    task: str,
+    generator: str,
+    critic: str,
+    refiner: str,
+    finished_at: float,
+) -> dict[str, Any]:
+    """The content of ``summary.json`` from the graph's final state ``values``."""
+    rounds: list[RoundRecord] = list(values.get("rounds") or [])
+    candidates: list[CandidateRecord] = list(values.get("candidates") or [])
+    best: CandidateRecord | None = values.get("best")
+    start_reward = rounds[0]["best_reward"] if rounds else None
+    final_reward = best["reward"] if best else None
+    refine_s = sum(r.get("refinement", {}).get("refine_s", 0.0) for r in rounds)
+    started_at = values.get("started_at") or finished_at
+    return {
+        "prompt": values.get("prompt"),
+        "task": task,
+        "source_images": list(values.get("source_images") or []),
+        "generator": generator,
+        "critic": critic,
+        "refiner": refiner,
+        "best": None
+        if best is None
+        else {
+            "image": best["image"],
+            "prompt": best["prompt"],
+            "reward": best["reward"],
+            "scores": best["scores"],
+            "round": best["round"],
+            "candidate": best["index"],
+            "seed": best["seed"],
+            "critique": best["critique_json"],
+        },
+        "start_reward": start_reward,
+        "final_reward": final_reward,
+        "improvement": None if start_reward is None or final_reward is None else final_reward - start_reward,
+        "rounds": len(rounds),
+        "generations": len(candidates),
+        "skipped_candidates": sum(1 for c in candidates if c["status"] == "skipped"),
+        "prompts": [r["prompt"] for r in rounds],
+        "round_rewards": [r["best_reward"] for r in rounds],
+        "stop_reason": values.get("stop_reason"),
+        "stop_detail": values.get("stop_detail"),
+        "timings": {
+            "generate_s": sum(c["generate_s"] for c in candidates),
+            "critique_s": sum(c["critique_s"] for c in candidates),
+            "refine_s": refine_s,
+            "rounds_s": sum(r["elapsed_s"] for r in rounds),
+            "wall_s": max(0.0, finished_at - started_at),
+        },
+        "run_dir": values.get("run_dir"),
+    }

@@ -1,0 +1,162 @@
+"""Run the refine graph with a SQLite checkpointer in the run folder, resumably.
+
+This is what ``gcr refine`` (and batch runs) use; a host application that
+compiles the graph itself does not need it. :class:`RunSpec` records how a run
+was started (``run.json``), so ``--resume`` can rebuild the same generator,
+critic and refiner and continue from the last checkpoint: finished nodes are
+not run again, and finished candidates of an interrupted round are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import StateGraph
+from langgraph.types import Command
+
+from gcr.agent.context import RefineContext
+from gcr.agent.graph import GRAPH_NAME
+from gcr.agent.run_folder import RunFolder
+from gcr.errors import RunError
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[dict[str, Any]], None]
+#: Called with the review request of an interactive run; returns a ReviewAnswer, a dict or a string.
+ReviewHandler = Callable[[dict[str, Any]], Any]
+
+SPEC_VERSION = 1
+
+
+@dataclass
+class RunSpec:
+    """How a run was started: inputs, settings and the specs of its collaborators.
+
+    ``generator``, ``critic`` and the refiner fields are the strings a user gave
+    (model ids, paths, URLs); ``None`` means gcr's default for the task.
+    """
+
+    prompt: str
+    source_images: list[str] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    generator: str | None = None
+    generator_options: dict[str, Any] = field(default_factory=dict)
+    critic: str | None = None
+    critic_model: str | None = None
+    refiner: str = "critic"
+    refiner_url: str | None = None
+    refiner_model: str | None = None
+    cache_dir: str | None = None
+    use_cache: bool = True
+    thread_id: str = "refine"
+    version: int = SPEC_VERSION
+
+    def refine_context(self) -> RefineContext:
+        return RefineContext.from_dict(self.context)
+
+    def save(self, folder: RunFolder) -> None:
+        folder.write_json(RunFolder.SETTINGS, dataclasses.asdict(self))
+
+    @classmethod
+    def load(cls, folder: RunFolder) -> RunSpec:
+        data = folder.read_json(RunFolder.SETTINGS)
+        if not isinstance(data, dict) or data.get("version") != SPEC_VERSION:
+            raise RunError(
+                f"{folder.file(RunFolder.SETTINGS)} was written by another gcr version; start a new run"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class RunOutcome:
+    """The end of one call to :func:`run_refine`: final state values, or a pending review."""
+
+    values: dict[str, Any]
+    finished: bool
+    pending_review: dict[str, Any] | None = None
+
+
+async def run_refine(
+    builder: StateGraph[Any, Any, Any, Any],
+    folder: RunFolder,
+    spec: RunSpec,
+    *,
+    resume: bool = False,
+    on_event: EventHandler | None = None,
+    on_review: ReviewHandler | None = None,
+) -> RunOutcome:
+    """Run (or resume) one refine run in ``folder`` with a SQLite checkpointer.
+
+    A new run writes ``run.json`` first. ``resume=True`` continues from the last
+    checkpoint; a run that already finished returns its final values at once.
+    Reviews of an interactive run go to ``on_review``; without one the call
+    returns with ``pending_review`` set, and a later ``resume=True`` call answers it.
+    """
+    folder.create()
+    context = spec.refine_context()
+    if context.run_dir and RunFolder(context.run_dir).path != folder.path:
+        raise RunError(f"the settings name run folder {context.run_dir}, not {folder.path}")
+    context = dataclasses.replace(context, run_dir=str(folder.path))
+    if not resume:
+        if folder.file(RunFolder.CHECKPOINTS).exists():
+            raise RunError(
+                f"{folder.path} already holds a run; resume it (--resume) or choose another folder"
+            )
+        spec.save(folder)
+    config: dict[str, Any] = {"configurable": {"thread_id": spec.thread_id}}
+    async with AsyncSqliteSaver.from_conn_string(str(folder.file(RunFolder.CHECKPOINTS))) as saver:
+        graph = builder.compile(checkpointer=saver, name=GRAPH_NAME)
+        payload: Any = {"prompt": spec.prompt, "source_images": list(spec.source_images)}
+        if resume:
+            snapshot = await graph.aget_state(config)
+            if not snapshot.values:
+                logger.info("no checkpoint in %s yet; starting the run from the beginning", folder.path)
+            elif not snapshot.next:
+                return RunOutcome(dict(snapshot.values), finished=True)
+            else:
+                pending = _pending_review(snapshot)
+                if pending is not None:
+                    if on_review is None:
+                        return RunOutcome(dict(snapshot.values), finished=False, pending_review=pending)
+                    payload = Command(resume=await _answer(on_review, pending))
+                else:
+                    payload = None
+        while True:
+            review: dict[str, Any] | None = None
+            async for mode, chunk in graph.astream(
+                payload, config, context=context, stream_mode=["custom", "updates"], durability="sync"
+            ):
+                if mode == "custom":
+                    if on_event is not None:
+                        on_event(chunk)
+                elif isinstance(chunk, dict) and "__interrupt__" in chunk:
+                    review = chunk["__interrupt__"][0].value
+            snapshot = await graph.aget_state(config)
+            if review is None:
+                return RunOutcome(dict(snapshot.values), finished=not snapshot.next)
+            if on_review is None:
+                return RunOutcome(dict(snapshot.values), finished=False, pending_review=review)
+            payload = Command(resume=await _answer(on_review, review))
+
+
+def _pending_review(snapshot: Any) -> dict[str, Any] | None:
+    for task in snapshot.tasks:
+        for item in task.interrupts:
+            return item.value
+    return None
+
+
+async def _answer(handler: ReviewHandler, request: dict[str, Any]) -> Any:
+    answer = handler(request)
+    if inspect.isawaitable(answer):
+        answer = await answer  # type: ignore[assignment]
+    if hasattr(answer, "model_dump"):
+        return answer.model_dump()
+    return answer

@@ -1,0 +1,109 @@
+"""The stopping policy on hand-made histories: each rule fires exactly when it should."""
+
+from __future__ import annotations
+
+import pytest
+
+from gcr.agent.stopping import RoundOutcome, StopReason, StopRules, best_so_far
+
+
+def rounds(*rewards: float, **kw) -> list[RoundOutcome]:
+    return [RoundOutcome(reward=r, **kw) for r in rewards]
+
+
+def test_no_history_no_stop():
+    assert StopRules().decide([]) is None
+
+
+def test_target_reward_reached_by_an_earlier_round_counts():
+    rules = StopRules(target_reward=0.8, max_rounds=10)
+    assert rules.decide(rounds(0.5, 0.79)) is None
+    decision = rules.decide(rounds(0.5, 0.85, 0.6))
+    assert decision.reason is StopReason.TARGET_REWARD
+    assert "0.850" in decision.detail
+
+
+def test_target_reward_off():
+    assert StopRules(target_reward=None, max_rounds=10, patience=5).decide(rounds(1.0)) is None
+
+
+def test_dimension_target_needs_every_scored_dimension():
+    rules = StopRules(target_reward=None, dimension_target=3.0, max_rounds=10, patience=5)
+    almost = [RoundOutcome(0.7, {"text_faithfulness": 3.5, "physical_quality": 2.9, "text_rendering": None})]
+    assert rules.decide(almost) is None
+    done = [
+        *almost,
+        RoundOutcome(0.7, {"text_faithfulness": 3.0, "physical_quality": 3.25, "text_rendering": None}),
+    ]
+    decision = rules.decide(done)
+    assert decision.reason is StopReason.DIMENSION_TARGET
+    assert "round 1" in decision.detail
+    # An image with only N/A dimensions never qualifies.
+    assert rules.decide([RoundOutcome(0.7, {"text_rendering": None})]) is None
+
+
+def test_max_rounds():
+    rules = StopRules(target_reward=None, max_rounds=3, patience=10)
+    assert rules.decide(rounds(0.1, 0.2)) is None
+    assert rules.decide(rounds(0.1, 0.2, 0.3)).reason is StopReason.MAX_ROUNDS
+
+
+def test_plateau_needs_patience_rounds_without_gain():
+    rules = StopRules(target_reward=None, max_rounds=20, min_delta=0.05, patience=2)
+    assert rules.decide(rounds(0.3, 0.31)) is None  # one flat round is within patience
+    decision = rules.decide(rounds(0.3, 0.31, 0.33))
+    assert decision.reason is StopReason.PLATEAU
+    # A big gain in the window resets it.
+    assert rules.decide(rounds(0.3, 0.31, 0.40)) is None
+    # A worse round is no gain: the best so far stays.
+    assert rules.decide(rounds(0.3, 0.6, 0.2, 0.5)).reason is StopReason.PLATEAU
+
+
+def test_plateau_with_patience_one():
+    rules = StopRules(target_reward=None, max_rounds=20, min_delta=0.02, patience=1)
+    assert rules.decide(rounds(0.3)) is None
+    assert rules.decide(rounds(0.3, 0.31)).reason is StopReason.PLATEAU
+    assert rules.decide(rounds(0.3, 0.35)) is None
+
+
+def test_generation_budget_stops_before_a_round_that_would_exceed_it():
+    rules = StopRules(
+        target_reward=None, max_rounds=20, patience=10, max_generations=7, candidates_per_round=2
+    )
+    history = rounds(0.1, 0.2, 0.3, generations=2)  # 6 used, another round needs 2 > 7
+    decision = rules.decide(history)
+    assert decision.reason is StopReason.GENERATION_BUDGET
+    assert "6 of 7" in decision.detail
+    assert rules.decide(rounds(0.1, 0.2, generations=2)) is None  # 4 used, 6 <= 7
+
+
+def test_wall_time_budget_uses_the_slowest_round_as_estimate():
+    rules = StopRules(target_reward=None, max_rounds=20, patience=10, max_wall_s=10.0)
+    assert rules.decide(rounds(0.1, 0.2, elapsed_s=3.0)) is None  # 6 s + 3 s <= 10 s
+    decision = rules.decide(rounds(0.1, 0.2, 0.3, elapsed_s=3.0))  # 9 s + 3 s > 10 s
+    assert decision.reason is StopReason.WALL_TIME
+
+
+def test_rule_order_target_before_max_rounds():
+    rules = StopRules(target_reward=0.5, max_rounds=1)
+    assert rules.decide(rounds(0.9)).reason is StopReason.TARGET_REWARD
+    assert rules.decide(rounds(0.1)).reason is StopReason.MAX_ROUNDS
+
+
+@pytest.mark.parametrize(
+    ("rewards", "expected"),
+    [((0.2, 0.5, 0.3, 0.6), [0.2, 0.5, 0.5, 0.6]), ((0.4,), [0.4])],
+)
+def test_best_so_far(rewards, expected):
+    assert best_so_far(rounds(*rewards)) == expected
+
+
+def test_custom_policy_satisfies_the_protocol():
+    from gcr.agent.stopping import StopDecision, StoppingPolicy
+
+    class TwoRounds:
+        def decide(self, history):
+            return StopDecision(StopReason.MAX_ROUNDS, "two") if len(history) >= 2 else None
+
+    assert isinstance(TwoRounds(), StoppingPolicy)
+    assert isinstance(StopRules(), StoppingPolicy)
