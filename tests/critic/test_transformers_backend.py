@@ -83,11 +83,16 @@ def test_is_a_chat_backend_named_by_its_source(tiny_critic_dir: Path) -> None:
 
 
 def test_answers_one_request_with_text_and_images(backend: TransformersBackend) -> None:
-    answer = asyncio.run(backend.complete(_requests()[1], GREEDY))
+    answer = asyncio.run(backend.complete(_requests()[0], GREEDY))
     assert isinstance(answer, Completion)
-    assert len(answer.split()) >= 3
-    # The tiny critic never writes its end-of-turn token, so it always runs to max_tokens.
-    assert answer.finish_reason == "length" and answer.truncated
+    assert len(answer.split()) >= 5
+    # The tiny critic ends its turn after a full stop, as this answer does ...
+    assert answer.finish_reason == "stop" and not answer.truncated
+    assert answer.endswith(".") and "<|im_end|>" not in answer
+    # ... and runs into max_tokens when it writes none.
+    cut = asyncio.run(backend.complete(_requests()[2], GREEDY))
+    assert cut.finish_reason == "length" and cut.truncated
+    assert not cut.endswith(".")
     assert backend.loaded
     assert backend.model.device.type == "cpu" and backend.model.dtype == torch.float32
 
@@ -95,10 +100,10 @@ def test_answers_one_request_with_text_and_images(backend: TransformersBackend) 
 def test_batches_concurrent_requests_and_matches_unbatched_answers(backend: TransformersBackend) -> None:
     requests = _requests()
 
-    async def one_by_one() -> list[str]:
+    async def one_by_one() -> list[Completion]:
         return [await backend.complete(r, GREEDY) for r in requests]
 
-    async def concurrently() -> list[str]:
+    async def concurrently() -> list[Completion]:
         return await asyncio.gather(*(backend.complete(r, GREEDY) for r in requests))
 
     with GenerateSpy(backend.model) as spy:
@@ -108,6 +113,9 @@ def test_batches_concurrent_requests_and_matches_unbatched_answers(backend: Tran
         batched = asyncio.run(concurrently())
     assert [c["batch"] for c in spy.calls] == [4, 1]  # max_batch_size=4
     assert batched == single
+    # Rows that stopped early were padded in the batch; their finish reasons survive.
+    assert [a.finish_reason for a in batched] == [a.finish_reason for a in single]
+    assert {a.finish_reason for a in batched} == {"stop", "length"}
     assert len(set(single)) == len(single)  # each caller got its own answer
 
 

@@ -104,7 +104,10 @@ def test_generates_words_from_image_and_text(loaded) -> None:
     with torch.inference_mode():
         out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
     new = out[0, inputs["input_ids"].shape[1] :]
-    assert len(new) == 12
+    im_end = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    ids = new.tolist()
+    if im_end in ids:  # the turn only ever ends right after a full stop
+        assert processor.tokenizer.convert_ids_to_tokens(ids[ids.index(im_end) - 1]) == "."
     answer = processor.decode(new, skip_special_tokens=True)
     words = answer.split()
     assert len(words) >= 4
@@ -128,3 +131,15 @@ def test_build_leaves_global_rng_alone(tmp_path: Path) -> None:
     torch.manual_seed(123)
     build_tiny_critic(tmp_path / "x")
     assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("start", ["The apple is red.", "Score: 3.", "wrong colour and layout."])
+def test_a_full_stop_ends_the_turn(loaded, start: str) -> None:
+    model, processor = loaded
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Rate it."}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + start
+    inputs = processor(text=[text], images=[Image.new("RGB", (64, 64), (10, 120, 60))], return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    new = out[0, inputs["input_ids"].shape[1] :].tolist()
+    assert new == [processor.tokenizer.convert_tokens_to_ids("<|im_end|>")]

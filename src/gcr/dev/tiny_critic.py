@@ -271,13 +271,40 @@ def _token_classes(tokenizer) -> tuple[list[int], list[int]]:
     return sorted(writable), sorted(banned)
 
 
-def _favour_words(model: torch.nn.Module, writable: list[int]) -> None:
-    """Zero the output rows of all but whole-word tokens so greedy text reads as words."""
+def _shape_output(model: torch.nn.Module, tokenizer, writable: list[int]) -> None:
+    """Make the random model write words and end its turn after a full stop.
+
+    All but whole-word tokens get a zero output row, so greedy text reads as words.
+    Hidden channel 0 of the text model is reserved as a "just wrote a full stop"
+    flag: only the ``.`` embedding writes to it (strongly), nothing else (no other
+    token, attention or MLP output, or image feature) does, and the end-of-turn
+    token reads only it. So right after ``.`` the model says ``<|im_end|>``, and
+    never before, like a chat model ending its answer (or it runs into the token
+    limit when no full stop comes).
+    """
+    text_model = model.model.language_model
+    visual = model.model.visual
     head = model.get_output_embeddings().weight
+    embed = text_model.embed_tokens.weight
+    stop = tokenizer.convert_tokens_to_ids(".")
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     keep = torch.zeros(head.shape[0], dtype=torch.bool)
     keep[writable] = True
     with torch.no_grad():
         head[~keep] = 0.0
+        head[stop] *= 1.5  # full stops come a little more often
+        # Channel 0 of the residual stream: silent everywhere except for the full stop.
+        embed[:, 0] = 0.0
+        embed[stop] = 0.0
+        embed[stop, 0] = 300.0
+        for layer in text_model.layers:
+            layer.self_attn.o_proj.weight[0] = 0.0
+            layer.mlp.down_proj.weight[0] = 0.0
+        for merger in (visual.merger, *visual.deepstack_merger_list):
+            merger.linear_fc2.weight[0] = 0.0
+            merger.linear_fc2.bias[0] = 0.0
+        head[eos] = 0.0
+        head[eos, 0] = 2.0
 
 
 def _generation_config(tokenizer, banned: list[int]):  # -> transformers GenerationConfig
@@ -315,7 +342,7 @@ def build_tiny_critic(out_dir: str | Path, *, seed: int = 0) -> Path:
         torch.manual_seed(seed)
         model = Qwen3VLForConditionalGeneration(config)
     writable, banned = _token_classes(tokenizer)
-    _favour_words(model, writable)
+    _shape_output(model, tokenizer, writable)
     model.generation_config = _generation_config(tokenizer, banned)
     model.eval()
     bars_were_on = hf_logging.is_progress_bar_enabled()
