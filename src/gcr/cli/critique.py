@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gcr.cli.console import console, err_console
-from gcr.critic.defaults import DEFAULT_TIMEOUT_S
+from gcr.critic.defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S
 from gcr.critic.schema import Critique, PairwiseCritique, Task
 from gcr.errors import InputError
 
@@ -41,6 +41,9 @@ def critique_command(
     max_tokens: int = typer.Option(2048, "--max-tokens", help="Most tokens the critic may write."),
     temperature: float = typer.Option(0.1, "--temperature", help="Sampling temperature."),
     timeout: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", help="Seconds per request to a server."),
+    retries: int = typer.Option(
+        DEFAULT_MAX_RETRIES, "--retries", help="Retries of failed server requests (with backoff)."
+    ),
     reward: str = typer.Option(
         "all", "--reward", help="Dimensions and weights of the reward, e.g. 'tf=2,pq=1' (default: all equal)."
     ),
@@ -77,6 +80,7 @@ def critique_command(
             templates={(mode, resolved): template} if template is not None else None,
             reward_spec=spec,
             timeout=timeout,
+            max_retries=retries,
             **({"device": device, "dtype": dtype} if local else {}),
         )
 
