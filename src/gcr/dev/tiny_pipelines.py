@@ -246,6 +246,7 @@ def _ddim() -> Any:
         beta_schedule="scaled_linear",
         clip_sample=False,
         set_alpha_to_one=False,
+        steps_offset=1,
     )
 
 
