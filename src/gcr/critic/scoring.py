@@ -82,9 +82,14 @@ class RewardSpec:
             if dims is not None and dim not in dims:
                 raise ConfigError(f"reward spec: {dim.value} has a weight but is not a selected dimension")
             weights[dim] = weight
-        object.__setattr__(self, "weights", MappingProxyType(weights))
+        # Canonical form: only weights other than the default 1 are kept, so equal specs compare equal.
+        kept = {d: w for d, w in weights.items() if w != 1.0}
+        object.__setattr__(self, "weights", MappingProxyType(kept) if kept else None)
         if sum(self.weight(d) for d in self.selected) <= 0:
             raise ConfigError("reward spec: the weights of the selected dimensions sum to zero")
+
+    def __hash__(self) -> int:
+        return hash((self.dimensions, tuple(sorted((self.weights or {}).items()))))
 
     @property
     def selected(self) -> tuple[Dimension, ...]:
