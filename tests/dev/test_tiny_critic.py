@@ -58,6 +58,8 @@ def test_reloads_as_qwen3_vl_with_matching_token_ids(loaded) -> None:
     gen = model.generation_config
     assert tok.convert_tokens_to_ids("<|im_end|>") in gen.eos_token_id
     assert gen.pad_token_id == tok.pad_token_id
+    # Sampling defaults as released with Qwen3-VL, so servers sample when a real checkpoint would.
+    assert (gen.do_sample, gen.temperature, gen.top_p, gen.top_k) == (True, 0.7, 0.8, 20)
     assert tok.padding_side == "left"
 
 

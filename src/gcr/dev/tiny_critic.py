@@ -308,6 +308,13 @@ def _shape_output(model: torch.nn.Module, tokenizer, writable: list[int]) -> Non
 
 
 def _generation_config(tokenizer, banned: list[int]):  # -> transformers GenerationConfig
+    """Stop on Qwen's end tokens; sample with Qwen3-VL's released defaults.
+
+    Servers such as ``transformers serve`` take ``do_sample`` from this file and
+    only switch to greedy decoding for temperature 0, so the tiny critic samples
+    exactly when a real Qwen3-VL checkpoint would. Callers wanting reproducible
+    text pass ``do_sample=False`` (or temperature 0 to a server).
+    """
     from transformers import GenerationConfig
 
     return GenerationConfig(
@@ -317,7 +324,10 @@ def _generation_config(tokenizer, banned: list[int]):  # -> transformers Generat
         ],
         pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         bos_token_id=None,
-        do_sample=False,
+        do_sample=True,
+        temperature=0.7,
+        top_p=0.8,
+        top_k=20,
         max_new_tokens=64,
         suppress_tokens=banned,
     )
