@@ -52,7 +52,9 @@ _IMAGE_LETTER_RE = re.compile(
     r"\b(?:image|candidate|output|edit|picture)\s*\(?([AB])\)?(?![\w])", re.IGNORECASE
 )
 _BARE_LETTER_RE = re.compile(r"^\(?([AB])\)?(?=\s*$|\s*[.,;:!(—–-]|\s+(?:wins|is\s+better)\b)", re.IGNORECASE)
-_PAIR_SCORE_RE = re.compile(r"\b([AB])\s*[:=]\s*(n\s*/\s*a|[-+]?\d+(?:\.\d+)?)", re.IGNORECASE)
+_PAIR_SCORE_RE = re.compile(
+    r"\b(?:(?:image|candidate)\s*)?([AB])\b[*_)\s]*[:=][*_\s]*(n\s*/\s*a|[-+]?\d+(?:\.\d+)?)", re.IGNORECASE
+)
 _MID_SENTENCE_RE = re.compile(r"[A-Za-z,;:(\-]$")
 
 
@@ -66,6 +68,11 @@ class _Score:
     @property
     def readable(self) -> bool:
         return self.value is not None or self.na
+
+
+def _pick(tokens: list[Token]) -> Token | None:
+    """The first marked token (``##``, bold, numbered, bullet), else the first one."""
+    return next((t for t in tokens if t.marked), tokens[0] if tokens else None)
 
 
 def _first_line(text: str) -> str:
@@ -114,12 +121,13 @@ class _Reader:
         self.warnings: list[str] = []
 
     def field(self, block: DimensionBlock, key: str, warn: bool = True) -> str | None:
-        toks = block.fields.get(key)
-        if not toks:
+        """The text of the first ``key`` field in ``block`` (a marked heading beats a plain line)."""
+        tok = _pick(block.fields.get(key, []))
+        if tok is None:
             return None
-        if warn and len(toks) > 1:
-            self.warnings.append(f"{block.key}: {len(toks)} '{key}' lines; used the first")
-        return self.lay.body(toks[0])
+        if warn and len(block.fields[key]) > 1:
+            self.warnings.append(f"{block.key}: {len(block.fields[key])} '{key}' lines; used the first")
+        return self.lay.body(tok)
 
     def settle(self, score: _Score, dim: Dimension, where: str) -> tuple[bool, float | None]:
         """(usable, value); a usable None is N/A. Clamps into [1, 4] and reports N/A where not allowed."""
@@ -243,9 +251,9 @@ def parse_critique(text: str, task: Task | str) -> Critique:
     r = _Reader(text, Task.parse(task))
 
     def score_of(block: DimensionBlock) -> _Score:
-        toks = block.fields.get("score")
+        tok = _pick(block.fields.get("score", []))
         # Without a Score line, accept a score on the heading itself: "1. Text Faithfulness: 3.5".
-        return _read_score(r.lay.body(toks[0]) if toks else block.heading.inline)
+        return _read_score(r.lay.body(tok) if tok is not None else block.heading.inline)
 
     chosen = r.blocks(lambda b: score_of(b).readable)
     last = _last_block(chosen)
@@ -297,9 +305,10 @@ def _pair_scores(r: _Reader, block: DimensionBlock, warn: bool = True) -> tuple[
     b_text = r.field(block, "score_b", warn)
     a = _read_score(a_text) if a_text is not None else _Score()
     b = _read_score(b_text) if b_text is not None else _Score()
-    plain = block.fields.get("score")
-    if plain and a_text is None and b_text is None:  # "Score: A=3.5, B=2"
-        for letter, value in _PAIR_SCORE_RE.findall(r.lay.body(plain[0]).split("\n")[0]):
+    plain = _pick(block.fields.get("score", []))
+    if plain is not None and a_text is None and b_text is None:  # "Score: A=3.5, B=2" or a list below
+        head = "\n".join(r.lay.body(plain).split("\n")[:4])
+        for letter, value in _PAIR_SCORE_RE.findall(head):
             if letter.upper() == "A" and not a.readable:
                 a = _read_score(value)
             elif letter.upper() == "B" and not b.readable:

@@ -82,7 +82,7 @@ DIMENSION_ALIASES = _aliases(
 FIELD_ALIASES = _aliases(
     {
         "justification": ("justification", "reasoning", "rationale", "explanation"),
-        "score": ("score", "rating"),
+        "score": ("score", "rating", "final score"),
         "score_a": (
             "score a",
             "score image a",
@@ -205,6 +205,7 @@ def classify_line(line: str, number: int) -> list[Token]:
         rest = rest[m.end() :]
     rest = rest.lstrip()
     m = _BULLET_RE.match(rest)
+    bullet = m is not None
     if m:
         rest = rest[m.end() :]
     bold = rest.startswith(("**", "__"))
@@ -212,9 +213,10 @@ def classify_line(line: str, number: int) -> list[Token]:
     m = _NUMBER_RE.match(rest)
     numbered = m is not None
     if m:
-        rest = rest[m.end() :].lstrip(_DECOR)
-    bold = bold or rest.startswith(("**", "__"))
-    marked = level is not None or bold or numbered
+        rest = rest[m.end() :]
+        bold = bold or rest.startswith(("**", "__"))
+        rest = rest.lstrip(_DECOR)
+    marked = level is not None or bold or numbered or bullet
     token = _match_label(rest, level, number, marked)
     if token is None:
         return [Token("other", "", level, "", number)] if level is not None else []
@@ -233,8 +235,13 @@ def _match_label(rest: str, level: int | None, number: int, marked: bool) -> Tok
     if len(whole) <= _MAX_LABEL + 8:
         found = _lookup(whole)
         if found:
-            return Token(found[0], found[1], level, "", number, marked)
-    m = _SCORE_NO_COLON_RE.match(rest)
+            # "2. Physical and Visual Quality (3.25/4)": the parenthesis is the heading's inline text.
+            paren = _PAREN_RE.search(whole) if found[0] == "dimension" else None
+            inline = paren.group()[1:-1].strip() if paren else ""
+            return Token(found[0], found[1], level, inline, number, marked)
+    m = (
+        _SCORE_NO_COLON_RE.match(rest) if marked else None
+    )  # "## Score 3.5", but not prose like "Score 3 is..."
     if m:
         found = _lookup(m.group("label"))
         if found:
