@@ -170,6 +170,9 @@ def test_limit_and_settings_guard(tmp_path: Path) -> None:
     other.model_id = "another-critic"
     with pytest.raises(RunError, match="critic='fake-critic', not 'another-critic'"):
         _run(ds, other, tmp_path / "out")
+    another_dataset = open_dataset(write_jsonl("genai-t2i", tmp_path / "j"))
+    with pytest.raises(RunError, match="dataset_name='g', not 'pairs'"):
+        _run(another_dataset, critic, tmp_path / "out")
 
 
 def test_broken_image_fails_its_pair_only(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ compacted: successful records are kept (one per pair), failed ones are dropped
 so that those pairs are judged again, and the file is rewritten atomically.
 The file therefore never holds two records for one pair.
 
-``run.json`` remembers what produced the results (layout, mode, critic) so a
-rerun into the same folder with different settings is refused instead of
-mixing incompatible results.
+``run.json`` remembers what produced the results (the dataset's name and row
+count, layout, mode, critic) so a rerun into the same folder with a different
+dataset or settings is refused instead of mixing incompatible results. The
+dataset's path is recorded but not compared, so a moved dataset still resumes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 
 #: Settings that must match between runs sharing an output folder.
-_BINDING_KEYS = ("layout", "mode", "critic")
+_BINDING_KEYS = ("dataset_name", "dataset_rows", "layout", "mode", "critic")
 
 
 def check_run_settings(out_dir: Path, settings: dict[str, Any]) -> None:

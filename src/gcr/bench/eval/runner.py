@@ -214,6 +214,8 @@ async def run_eval(
         out,
         {
             "dataset": str(dataset.path),
+            "dataset_name": dataset.name,
+            "dataset_rows": len(dataset),
             "layout": dataset.layout.name,
             "mode": settings.mode,
             "critic": critic_id,
