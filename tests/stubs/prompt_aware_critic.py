@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,10 +75,10 @@ class SceneBook:
 class RecordingGenerator:
     """Wraps a generator: records every image in a :class:`SceneBook` and counts calls."""
 
-    def __init__(self, inner: Any, book: SceneBook) -> None:
+    def __init__(self, inner: Any, book: SceneBook, calls: list[tuple[str, int]] | None = None) -> None:
         self.inner = inner
         self.book = book
-        self.calls: list[tuple[str, int]] = []
+        self.calls: list[tuple[str, int]] = calls if calls is not None else []
         self._lock = threading.Lock()
 
     @property
@@ -200,14 +201,22 @@ class PromptAwareCritic:
 class PromptAwareCriticServer(StubCriticServer):
     """The same script behind an OpenAI-compatible server on 127.0.0.1.
 
+    A request with an image is a critique. A request without one is taken for a
+    prompt rewrite (gcr's LLM refiner): the server finds the text between
+    ``<current_prompt>`` tags and answers ``<prompt>`` + the script's refinement of it.
     ``port`` pins the port so a test can stop the server and start a new one at the
     same URL (a critic that goes down and comes back).
     """
 
     def __init__(
-        self, script: PromptAwareScript, book: SceneBook, *, port: int = 0, model: str = "stub-critic"
+        self,
+        script: PromptAwareScript,
+        book: SceneBook,
+        *,
+        port: int = 0,
+        models: tuple[str, ...] = ("stub-critic", "stub-writer"),
     ) -> None:
-        super().__init__(models=(model,))
+        super().__init__(models=models)
         self.script = script
         self.book = book
         self.requested_port = port
@@ -224,7 +233,12 @@ class PromptAwareCriticServer(StubCriticServer):
     def _respond(self, request: RecordedRequest) -> StubReply:
         urls = request.image_urls()
         if not urls:
-            return StubReply.error(400, "the prompt-aware stub critic needs an image")
+            match = re.search(r"<current_prompt>\s*(.*?)\s*</current_prompt>", request.user_text(), re.DOTALL)
+            if match is None:
+                return StubReply.error(400, "neither an image to judge nor a <current_prompt> to rewrite")
+            return StubReply.ok(
+                f"Here is the rewrite.\n<prompt>{self.script.refined(match.group(1))}</prompt>"
+            )
         # Images arrive in the order source(s), candidate: the candidate is the last one.
         image = _decode(urls[-1])
         task = Task.EDIT if len(urls) > 1 else Task.T2I

@@ -14,6 +14,7 @@ import difflib
 import html
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,19 +43,32 @@ del{background:#fdd;color:#900}ins{background:#dfd;color:#060;text-decoration:no
 """
 
 
-def prompt_diff_html(before: str, after: str) -> str:
-    """Word-level diff of two prompts: removed words in ``<del>``, added in ``<ins>``."""
-    a, b = before.split(), after.split()
-    out: list[str] = []
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+
+
+def diff_prompts(before: str, after: str) -> list[tuple[str, str]]:
+    """Word-level diff of two prompts as ``(kind, text)`` runs, kind ``same``, ``del`` or ``ins``.
+
+    Words, punctuation and spaces are separate tokens, so ``table`` → ``table, golden light``
+    reads as one insertion (``, golden light``) rather than a replaced word.
+    """
+    a, b = _TOKEN.findall(before), _TOKEN.findall(after)
+    runs: list[tuple[str, str]] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         if op == "equal":
-            out.append(html.escape(" ".join(a[i1:i2])))
+            runs.append(("same", "".join(a[i1:i2])))
             continue
         if op in ("delete", "replace"):
-            out.append(f"<del>{html.escape(' '.join(a[i1:i2]))}</del>")
+            runs.append(("del", "".join(a[i1:i2])))
         if op in ("insert", "replace"):
-            out.append(f"<ins>{html.escape(' '.join(b[j1:j2]))}</ins>")
-    return " ".join(out)
+            runs.append(("ins", "".join(b[j1:j2])))
+    return runs
+
+
+def prompt_diff_html(before: str, after: str) -> str:
+    """The diff of two prompts in HTML: removed text in ``<del>``, added text in ``<ins>``."""
+    tags = {"del": "<del>{}</del>", "ins": "<ins>{}</ins>", "same": "{}"}
+    return "".join(tags[kind].format(html.escape(text)) for kind, text in diff_prompts(before, after))
 
 
 def render_report(

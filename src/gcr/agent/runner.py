@@ -39,13 +39,16 @@ class RunSpec:
     """How a run was started: inputs, settings and the specs of its collaborators.
 
     ``generator``, ``critic`` and the refiner fields are the strings a user gave
-    (model ids, paths, URLs); ``None`` means gcr's default for the task.
+    (model ids, paths, URLs); ``None`` means gcr's default for the task (see
+    :mod:`gcr.agent.components`). ``generator_kind`` names the generator in the
+    registry (``diffusers``, ``openai-images`` or a plugin).
     """
 
     prompt: str
     source_images: list[str] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     generator: str | None = None
+    generator_kind: str = "diffusers"
     generator_options: dict[str, Any] = field(default_factory=dict)
     critic: str | None = None
     critic_model: str | None = None

@@ -59,9 +59,7 @@ def make_generate(deps: NodeDeps) -> GenerateNode:
                 source_images=[load_image(p) for p in task["source_images"]],
                 **params,
             )
-            started = time.perf_counter()
-            result = await asyncio.to_thread(_call_generator, deps, request)
-            seconds = time.perf_counter() - started
+            result, seconds = await asyncio.to_thread(_call_generator, deps, request)
             if not result.images:
                 raise GeneratorError(f"{deps.generator.model_id} returned no image for seed {task['seed']}")
             image = result.images[0]
@@ -126,10 +124,12 @@ def _from_cache(deps: NodeDeps, key: str, target: Path) -> str | None:
     return str(meta.get("image_digest") or image_digest(load_image(target)))
 
 
-def _call_generator(deps: NodeDeps, request: GenerationRequest) -> GenerationResult:
+def _call_generator(deps: NodeDeps, request: GenerationRequest) -> tuple[GenerationResult, float]:
+    """Generate under the slot limit; the time returned excludes waiting for a slot."""
     with deps.generation_slots:
+        started = time.perf_counter()
         try:
-            return deps.generator.generate(request)
+            return deps.generator.generate(request), time.perf_counter() - started
         except GeneratorError:
             raise
         except Exception as exc:

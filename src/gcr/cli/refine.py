@@ -1,0 +1,228 @@
+"""``gcr refine``: improve one image over Generate-Critique-Refine rounds, resumably."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.text import Text
+
+from gcr.cli.console import console, err_console
+from gcr.errors import GCRError, InputError, RunError
+
+
+def refine_command(
+    prompt: str | None = typer.Argument(
+        None, help="What the image should show (or, with --image, how to edit it).", show_default=False
+    ),
+    image: list[Path] = typer.Option([], "--image", "-i", help="Source image to edit (makes the task edit)."),
+    generator: str | None = typer.Option(
+        None,
+        "--generator",
+        "-g",
+        help="Generator model: Hugging Face id, local pipeline folder or family name; default "
+        "flux-schnell (t2i) or flux-kontext (edit).",
+    ),
+    generator_kind: str = typer.Option(
+        "diffusers", "--generator-kind", help="Generator from the registry (diffusers, openai-images, ...)."
+    ),
+    critic: str | None = typer.Option(
+        None,
+        "--critic",
+        help="Critic server URL (http://host:8000/v1), local folder or Hub id; default: the released "
+        "RationalRewards-8B checkpoint for the task, loaded in-process.",
+    ),
+    model: str | None = typer.Option(None, "--model", help="Model name on the critic server."),
+    refiner: str = typer.Option("critic", "--refiner", help="critic (its refined request) or llm."),
+    refiner_url: str | None = typer.Option(None, "--refiner-url", help="llm refiner: server URL (…/v1)."),
+    refiner_model: str | None = typer.Option(None, "--refiner-model", help="llm refiner: model name."),
+    max_rounds: int = typer.Option(4, "--max-rounds", help="Most rounds, counting the first generation."),
+    target: float = typer.Option(
+        0.9, "--target", help="Stop at this normalized reward (0-1); 1 runs until another rule stops."
+    ),
+    dimension_target: float | None = typer.Option(
+        None, "--dimension-target", help="Stop once every dimension of an image scores at least this (1-4)."
+    ),
+    min_delta: float = typer.Option(0.02, "--min-delta", help="Smallest reward gain that counts."),
+    patience: int = typer.Option(2, "--patience", help="Stop after this many rounds without a gain."),
+    max_time: float | None = typer.Option(None, "--max-time", help="Wall-time budget in seconds."),
+    max_generations: int | None = typer.Option(None, "--max-generations", help="Budget of generated images."),
+    candidates: int = typer.Option(1, "--candidates", "-n", help="Images (seeds) per round."),
+    seed: int = typer.Option(0, "--seed", help="Base seed; candidate i uses seed + i."),
+    seed_policy: str = typer.Option(
+        "fixed", "--seed-policy", help="fixed: same seeds every round; per-round: fresh seeds each round."
+    ),
+    steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default: the model's)."),
+    size: str | None = typer.Option(None, "--size", help="Image size WIDTHxHEIGHT, or N for a square."),
+    guidance: float | None = typer.Option(None, "--guidance", help="Guidance scale (default: the model's)."),
+    negative: str | None = typer.Option(None, "--negative", help="Negative prompt, where supported."),
+    reward: str = typer.Option(
+        "all", "--reward", help="Dimensions and weights of the reward, e.g. 'tf=2,pq=1' (default: all equal)."
+    ),
+    device: str | None = typer.Option(None, "--device", help="Generator device (auto, cpu, cuda, mps)."),
+    dtype: str | None = typer.Option(None, "--dtype", help="Generator dtype (auto, float32, bfloat16)."),
+    offload: bool = typer.Option(False, "--offload", help="Model CPU offload for the generator."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Run folder to create (default: a new folder under ./gcr-runs)."
+    ),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this folder."),
+    interactive: bool = typer.Option(
+        False, "--interactive", help="Before each regeneration, accept, edit or reject the new prompt."
+    ),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="Cache of images and critiques (default: ~/.cache/gcr/artifacts)."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the cache."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip report.html."),
+    as_json: bool = typer.Option(False, "--json", help="Print summary.json instead of the live table."),
+) -> None:
+    """Generate, critique and refine until the stopping rules say stop; keep the best image."""
+    from gcr.agent.run_folder import RunFolder
+    from gcr.agent.runner import RunSpec
+
+    if resume is not None:
+        if prompt is not None or image:
+            raise InputError("--resume continues a run as it was started: drop the prompt and --image")
+        folder = RunFolder(resume)
+        spec = RunSpec.load(folder)
+        if critic is not None:  # the server may have moved while the run was stopped
+            spec.critic, spec.critic_model = critic, model
+        if interactive:
+            spec.context["interactive"] = True
+    else:
+        if prompt is None or not prompt.strip():
+            raise InputError("the prompt is empty: say what the image should show (or how to edit it)")
+        from gcr.cli.generate import parse_size
+        from gcr.critic.scoring import RewardSpec
+        from gcr.images import load_image
+
+        for path in image:
+            load_image(path)  # an unreadable source fails now, not after the models load
+        width, height = parse_size(size)
+        weights = RewardSpec.parse(reward)
+        generator_options: dict[str, Any] = {"device": device, "dtype": dtype, "offload": offload or None}
+        spec = RunSpec(
+            prompt=prompt,
+            source_images=[str(p.expanduser().resolve()) for p in image],
+            context={
+                "candidates": candidates,
+                "seed": seed,
+                "seed_policy": seed_policy,
+                "max_rounds": max_rounds,
+                "target_reward": target,
+                "dimension_target": dimension_target,
+                "min_delta": min_delta,
+                "patience": patience,
+                "max_wall_s": max_time,
+                "max_generations": max_generations,
+                "dimensions": None if weights.dimensions is None else [d.value for d in weights.selected],
+                "weights": None
+                if weights.weights is None
+                else {d.value: weights.weight(d) for d in weights.selected},
+                "width": width,
+                "height": height,
+                "steps": steps,
+                "guidance": guidance,
+                "negative_prompt": negative,
+                "interactive": interactive,
+                "write_report": not no_report,
+            },
+            generator=generator,
+            generator_kind=generator_kind,
+            generator_options={k: v for k, v in generator_options.items() if v is not None},
+            critic=critic,
+            critic_model=model,
+            refiner=refiner,
+            refiner_url=refiner_url,
+            refiner_model=refiner_model,
+            cache_dir=None if cache_dir is None else str(cache_dir),
+            use_cache=not no_cache,
+        )
+        spec.refine_context()  # validate the settings before any model loads
+        folder = RunFolder(out if out is not None else _default_run_dir(prompt))
+    _run(folder, spec, resume=resume is not None, as_json=as_json)
+
+
+def _default_run_dir(prompt: str) -> Path:
+    from gcr.agent.context import new_run_dir
+
+    return new_run_dir(prompt, datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))
+
+
+def load_components(spec: Any) -> Any:
+    """Load the run's generator, critic and refiner (a seam tests replace)."""
+    from gcr.agent.components import load_components as load
+
+    return load(spec)
+
+
+def _run(folder: Any, spec: Any, *, resume: bool, as_json: bool) -> None:
+    from gcr.agent.graph import build_graph
+    from gcr.agent.runner import run_refine
+    from gcr.cli.refine_view import RoundTable, ask_review
+
+    if resume and not folder.file(folder.SETTINGS).is_file():
+        raise RunError(f"{folder.path} holds no gcr run (run.json is missing)")
+    with err_console.status("loading the generator and the critic (the first use may download weights) ..."):
+        parts = load_components(spec)
+    builder = build_graph(**parts.graph_kwargs())
+    table = None if as_json else RoundTable(err_console)
+
+    def review(request: dict[str, Any]) -> dict[str, Any]:
+        return ask_review(err_console, table, request)
+
+    async def go() -> Any:
+        try:
+            return await run_refine(
+                builder,
+                folder,
+                spec,
+                resume=resume,
+                on_event=table.on_event if table is not None else None,
+                on_review=review,
+            )
+        finally:
+            await parts.aclose()
+
+    try:
+        if table is not None:
+            with table:
+                outcome = asyncio.run(go())
+        else:
+            outcome = asyncio.run(go())
+    except (GCRError, KeyboardInterrupt) as exc:
+        if folder.file(folder.CHECKPOINTS).exists() and not isinstance(exc, RunError):
+            err_console.print(
+                f"[yellow]the run is saved; continue it with:[/] gcr refine --resume {folder.path}",
+                highlight=False,
+            )
+        raise
+    _finish(outcome.values, as_json)
+
+
+def _finish(values: dict[str, Any], as_json: bool) -> None:
+    summary = values.get("summary") or {}
+    if as_json:
+        console.out(json.dumps(summary, indent=2, ensure_ascii=False), highlight=False)
+        return
+    best = summary.get("best")
+    if summary.get("start_reward") is not None and summary.get("final_reward") is not None:
+        err_console.print(
+            f"reward {summary['start_reward']:.3f} → {summary['final_reward']:.3f} over "
+            f"{summary['rounds']} round(s); report: {Path(summary['run_dir']) / 'report.html'}",
+            highlight=False,
+        )
+    if best is None:
+        raise RunError("the run ended without a scored image")
+    err_console.print(
+        Text.assemble(("best image", "bold"), f" (round {best['round']}, reward {best['reward']:.3f}):")
+    )
+    console.print(best["image"], highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("refine")(refine_command)

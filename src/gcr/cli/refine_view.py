@@ -1,0 +1,150 @@
+"""Terminal rendering of a refine run: a live table of rounds and the review prompt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.prompt import Prompt
+from rich.table import Table
+from rich.text import Text
+
+_SHORT = {
+    "text_faithfulness": "TF",
+    "image_faithfulness": "IF",
+    "physical_quality": "PQ",
+    "text_rendering": "TR",
+}
+
+
+class RoundTable:
+    """Keeps one row per round up to date from the graph's stream events."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.header = ""
+        self.footer: Text | None = None
+        self.live: Live | None = None
+
+    # -- event intake ----------------------------------------------------------------
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "run_started":
+            self.header = (
+                f"{event['task']} · {event['candidates']} candidate(s) per round · {event['run_dir']}"
+            )
+        elif kind == "round_started":
+            self.rows[event["round"]] = {
+                "prompt": event["prompt"],
+                "origin": event["prompt_origin"],
+                "done": 0,
+                "total": len(event["seeds"]),
+                "status": "generating",
+            }
+        elif kind in ("candidate_scored", "candidate_skipped"):
+            row = self.rows.setdefault(event["round"], {"prompt": "", "origin": "", "done": 0, "total": 0})
+            row["done"] += 1
+            row["status"] = "critiquing"
+        elif kind == "round_finished":
+            row = self.rows.setdefault(event["round"], {"prompt": event["prompt"], "origin": "", "total": 0})
+            row.update(
+                status="done",
+                rewards=event["rewards"],
+                best=event["best_reward"],
+                scores=event["best_scores"],
+                new_best=event["new_best"],
+                seconds=event["elapsed_s"],
+            )
+        elif kind == "refined":
+            note = "next prompt proposed" if event["accepted"] else f"proposal turned down: {event['reason']}"
+            self.rows[event["round"]]["note"] = note
+        elif kind == "reviewed":
+            self.rows[event["round"]]["note"] = f"reviewed: {event['action']}"
+        elif kind == "stopped":
+            self.footer = Text.assemble(("stopped: ", "bold"), f"{event['reason']} — {event['detail']}")
+        if self.live is not None:
+            self.live.update(self.render())
+
+    # -- rendering -------------------------------------------------------------------
+    def render(self) -> Group:
+        table = Table(title=self.header or None, expand=False)
+        table.add_column("round", justify="right")
+        table.add_column("prompt", max_width=60, overflow="fold")
+        table.add_column("rewards", justify="right")
+        table.add_column("best", justify="right")
+        table.add_column("scores (best)")
+        table.add_column("s", justify="right")
+        for index in sorted(self.rows):
+            row = self.rows[index]
+            if row.get("status") != "done":
+                status = f"{row.get('status', '')} {row.get('done', 0)}/{row.get('total', 0)}"
+                table.add_row(str(index), row["prompt"], status, "", "", "")
+                continue
+            rewards = " ".join("skip" if r is None else f"{r:.3f}" for r in row["rewards"])
+            best = Text(f"{row['best']:.3f}", style="bold green" if row["new_best"] else "")
+            scores = " ".join(
+                f"{_SHORT.get(k, k)} {'N/A' if v is None else f'{v:g}'}" for k, v in row["scores"].items()
+            )
+            prompt = Text(row["prompt"])
+            if row.get("note"):
+                prompt.append(f"\n{row['note']}", style="dim")
+            table.add_row(str(index), prompt, rewards, best, scores, f"{row['seconds']:.1f}")
+        parts: list[Any] = [table]
+        if self.footer is not None:
+            parts.append(self.footer)
+        return Group(*parts)
+
+    def __enter__(self) -> RoundTable:
+        self.live = Live(self.render(), console=self.console, refresh_per_second=4, transient=False)
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.update(self.render())
+            self.live.__exit__(None, None, None)
+            self.live = None
+
+
+def prompt_diff_text(before: str, after: str) -> Text:
+    """The prompt diff for the terminal: removed text struck through in red, added text in green."""
+    from gcr.agent.report import diff_prompts
+
+    styles = {"same": "", "del": "strike red", "ins": "bold green"}
+    out = Text()
+    for kind, text in diff_prompts(before, after):
+        out.append(text, style=styles[kind])
+    return out
+
+
+def ask_review(console: Console, table: RoundTable | None, request: dict[str, Any]) -> dict[str, Any]:
+    """Show the proposed prompt and ask to accept, edit or reject it."""
+    live = table.live if table is not None else None
+    if live is not None:
+        live.stop()
+    try:
+        body = Group(
+            Text(f"best reward this round: {request['best_reward']:.3f}"),
+            Text("next prompt (changes against the current one):", style="bold"),
+            prompt_diff_text(request["current_prompt"], request["next_prompt"]),
+            *(
+                [Text(f"the refiner's proposal was turned down: {request['reason']}", style="yellow")]
+                if not request["accepted_by_guard"]
+                else []
+            ),
+            *([Text("this prompt was already tried", style="yellow")] if not request["is_new"] else []),
+        )
+        console.print(Panel(body, title=f"review after round {request['round']}", title_align="left"))
+        choice = Prompt.ask(
+            "[a]ccept, [e]dit or [r]eject", choices=["a", "e", "r"], default="a", console=console
+        )
+        if choice == "e":
+            text = Prompt.ask("new prompt", default=request["next_prompt"], console=console)
+            return {"action": "edit", "prompt": text}
+        return {"action": "accept" if choice == "a" else "reject"}
+    finally:
+        if live is not None:
+            live.start()
