@@ -191,3 +191,14 @@ def test_killed_run_resumes_without_duplicates(server: StubCriticServer, tmp_pat
     assert sorted(script.requested_keys()) == sorted(set(LABELLED) - {ROW_TO_KEY[i] for i in done_before})
     assert summary["counts"]["reused_from_earlier_runs"] == len(done_before)
     assert summary["accuracy"]["evaluated"] == len(LABELLED)
+
+
+def test_in_process_checkpoint_failures_are_reported(tiny_critic_dir: Path, tmp_path: Path) -> None:
+    # The tiny random critic writes words, not critiques: every pair must fail loudly, none score 0.
+    path = write_parquet("genai-t2i", tmp_path / "g.parquet")
+    summary = _eval(str(path), "--critic", str(tiny_critic_dir), "--max-tokens", "16", "--limit", "3",
+                    "--out", str(tmp_path / "o"))
+    assert summary["counts"]["failed"] == 3 and summary["accuracy"]["evaluated"] == 0
+    assert summary["accuracy"]["accuracy"] is None
+    assert summary["failures"]["by_type"] == {"CritiqueParseError": 3}
+    assert "max_tokens=16" in summary["failures"]["examples"][0]["message"]
