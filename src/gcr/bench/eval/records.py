@@ -119,6 +119,8 @@ class ImageRef:
                 return ensure_rgb(img)
         except UnidentifiedImageError:
             raise ImageError(f"{self.where}: not an image (or an unsupported format)") from None
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"{self.where}: refusing an image this large ({exc})") from None
         except OSError as exc:
             raise ImageError(f"{self.where}: cannot decode the image: {exc}") from None
 
