@@ -140,8 +140,10 @@ def test_prompt_opened_think_block_is_dropped() -> None:
 
 
 def test_answer_that_never_leaves_its_think_block_is_unparseable() -> None:
-    with pytest.raises(CritiqueParseError, match="no dimension score"):
+    with pytest.raises(CritiqueParseError, match="ended inside its <think> block"):
         parse_critique("<think>\nThe image shows " + pointwise("N/A"), "t2i")
+    with pytest.raises(CritiqueParseError, match="ended inside its <think> block"):
+        parse_pairwise("<think>\nComparing " + pairwise("A"), "edit")
 
 
 def test_pairwise_answer_given_to_the_pointwise_parser_names_the_mix_up() -> None:

@@ -36,7 +36,7 @@ from gcr.critic.schema import (
     Task,
     Winner,
 )
-from gcr.critic.sections import DimensionBlock, Layout, Token
+from gcr.critic.sections import DimensionBlock, Layout, Token, ends_in_reasoning
 from gcr.errors import CritiqueParseError
 
 _NA = "N/A"
@@ -115,7 +115,6 @@ class _Reader:
     """One parse: the answer's layout plus the warnings collected while reading it."""
 
     def __init__(self, text: str, task: Task) -> None:
-        self.text = text
         self.task = task
         self.lay = Layout(text)
         self.warnings: list[str] = []
@@ -126,7 +125,8 @@ class _Reader:
         if tok is None:
             return None
         if warn and len(block.fields[key]) > 1:
-            self.warnings.append(f"{block.key}: {len(block.fields[key])} '{key}' lines; used the first")
+            which = "the first" if tok is block.fields[key][0] else "the first heading-style one"
+            self.warnings.append(f"{block.key}: {len(block.fields[key])} '{key}' lines; used {which}")
         return self.lay.body(tok)
 
     def settle(self, score: _Score, dim: Dimension, where: str) -> tuple[bool, float | None]:
@@ -231,6 +231,12 @@ _SECTION_TITLES = {
 }
 
 
+def _hint(text: str) -> str:
+    if ends_in_reasoning(text):
+        return "; the answer ended inside its <think> block (allow more tokens)"
+    return ""
+
+
 def _last_block(chosen: dict[Dimension, DimensionBlock]) -> DimensionBlock | None:
     return max(chosen.values(), key=lambda b: b.heading.line, default=None)
 
@@ -275,7 +281,9 @@ def parse_critique(text: str, task: Task | str) -> Critique:
         hint = (
             "; it looks like a pairwise answer (Score A / Score B)" if r.lay.has("field", "score_a") else ""
         )
-        raise CritiqueParseError(f"no dimension score could be read from the critique{hint}", text)
+        raise CritiqueParseError(
+            f"no dimension score could be read from the critique{hint or _hint(text)}", text
+        )
 
     truncated = r.truncated(chosen, incomplete_last)
     analysis = r.analysis()
@@ -388,6 +396,7 @@ def parse_pairwise(text: str, task: Task | str) -> PairwiseCritique:
         hint = ""
         if r.lay.has("field", "score"):
             hint = "; it looks like a pointwise answer (a single Score per dimension)"
+        hint = hint or _hint(text)
         raise CritiqueParseError(f"no pair of dimension scores could be read from the comparison{hint}", text)
     truncated = r.truncated(chosen, incomplete_last)
     return PairwiseCritique(

@@ -158,6 +158,12 @@ def _drop_reasoning(text: str) -> str:
     return text if start == -1 else text[:start]
 
 
+def ends_in_reasoning(text: str) -> bool:
+    """Whether ``text`` opens a ``<think>`` block that it never closes (cut off while reasoning)."""
+    lowered = text.lower()
+    return lowered.find("<think>", lowered.rfind("</think>") + 1) != -1
+
+
 def normalize_label(label: str) -> str:
     """Lower-case, ``&`` → ``and``, underscores and punctuation → single spaces."""
     label = label.lower().replace("&", " and ").replace("_", " ")
