@@ -53,7 +53,12 @@ class Components:
 
     def graph_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`gcr.agent.build_graph`."""
-        return {"generator": self.generator, "critic": self.critic, "refiner": self.refiner, "cache": self.cache}
+        return {
+            "generator": self.generator,
+            "critic": self.critic,
+            "refiner": self.refiner,
+            "cache": self.cache,
+        }
 
     async def aclose(self) -> None:
         """Release the critic's connections or model and the LLM refiner's client."""
@@ -63,13 +68,14 @@ class Components:
                 await close()
 
 
-def load_components(spec: RunSpec) -> Components:
-    """Load what ``spec`` names. The critic comes first: a server that is down fails fast,
-    before any generator weights load."""
+def load_components(spec: RunSpec, task: Task | str | None = None) -> Components:
+    """Load what ``spec`` names; ``task`` picks the default models (default: edit when the spec has
+    source images). The critic comes first: a server that is down fails fast, before any generator
+    weights load."""
     from gcr.critic.loading import load_critic
     from gcr.generators.registry import create_generator
 
-    task = Task.EDIT if spec.source_images else Task.T2I
+    task = Task.parse(task) if task is not None else (Task.EDIT if spec.source_images else Task.T2I)
     critic = load_critic(spec.critic, model=spec.critic_model, task=task)
     model = spec.generator or default_generator(task)
     if spec.generator is None:
