@@ -217,8 +217,7 @@ class StubCriticServer:
 
     def start(self) -> StubCriticServer:
         handler = _make_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="stub-critic", daemon=True
         )
@@ -262,6 +261,13 @@ class StubCriticServer:
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+
+class _Server(ThreadingHTTPServer):
+    # A real server's accept backlog (uvicorn: 2048); the stdlib default of 5 drops
+    # connections when dozens of clients connect at once.
+    request_queue_size = 256
+    daemon_threads = True
 
 
 def completion_body(model: str, reply: StubReply) -> dict[str, Any]:

@@ -188,7 +188,6 @@ class OpenAICompatibleBackend:
         assert self._semaphore is not None
         kwargs: dict[str, Any] = {
             "model": model,
-            "messages": build_messages(request, self.max_pixels),
             "temperature": sampling.temperature,
             "max_tokens": sampling.max_tokens,
         }
@@ -197,6 +196,10 @@ class OpenAICompatibleBackend:
         if sampling.extra:
             kwargs["extra_body"] = dict(sampling.extra)
         async with self._semaphore:
+            # Downscaling and PNG encoding take tens to hundreds of ms per image: do it in a
+            # worker thread (PIL releases the GIL) and only for requests about to be sent,
+            # so the loop stays responsive and at most max_concurrency payloads sit in memory.
+            kwargs["messages"] = await asyncio.to_thread(build_messages, request, self.max_pixels)
             try:
                 response = await client.chat.completions.create(**kwargs)
             except openai.OpenAIError as exc:
@@ -252,9 +255,11 @@ class OpenAICompatibleBackend:
                 f"({retries}); raise --timeout or check the server's load"
             )
         if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__
+            why = f"{type(cause).__name__}: {cause}" if cause is not None and str(cause) else "no answer"
             return CriticUnavailableError(
-                f"cannot connect to the critic server at {url} ({retries}): is the server running at "
-                f"{url}? Start one with `gcr serve critic`"
+                f"cannot connect to the critic server at {url} ({why}; {retries}): is the server running "
+                f"at {url}? Start one with `gcr serve critic`"
             )
         if isinstance(exc, openai.APIStatusError):
             return self._map_status(exc, action, served, retries)
