@@ -23,7 +23,7 @@ from stubs.critic_server import (
 def gcr(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
-    """Run the console script's entry point in-process: (exit code, stdout, stderr)."""
+    """Run the console script's entry point in-process: (exit code, stdout, stderr on one line)."""
     monkeypatch.setattr(sys, "argv", ["gcr", *args])
     try:
         main()
@@ -31,7 +31,7 @@ def gcr(
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     out, err = capsys.readouterr()
-    return code, out, err
+    return code, out, " ".join(err.split())  # messages are wrapped to the terminal width
 
 
 @pytest.fixture
