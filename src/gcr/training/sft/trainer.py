@@ -86,12 +86,22 @@ def lora_config(config: SFTRunConfig, model: Any) -> Any:
 
 
 def _projector_modules(model: Any) -> list[str]:
-    """Names (last component) of the outermost projector modules of ``model``."""
+    """Name suffixes of the outermost projector modules, for peft ``modules_to_save``.
+
+    peft wraps single modules, so a projector held in a ``ModuleList`` (Qwen3-VL's
+    deepstack mergers) is listed by its members (``deepstack_merger_list.0``, ...).
+    """
+    import torch
+
     names: set[str] = set()
-    for name, _ in model.named_modules():
+    for name, module in model.named_modules():
         last = name.rsplit(".", 1)[-1]
         parent = name.rsplit(".", 1)[0] if "." in name else ""
-        if parameter_group(last) == "projector" and parameter_group(parent) != "projector":
+        if parameter_group(last) != "projector" or parameter_group(parent) == "projector":
+            continue
+        if isinstance(module, (torch.nn.ModuleList, torch.nn.ModuleDict)):
+            names.update(f"{last}.{child}" for child, _ in module.named_children())
+        else:
             names.add(last)
     return sorted(names)
 
@@ -162,7 +172,7 @@ def _trl_args(config: SFTRunConfig, eval_split: bool) -> Any:
         num_train_epochs=config.num_train_epochs,
         max_steps=config.max_steps,
         lr_scheduler_type=config.lr_scheduler_type,
-        warmup_ratio=config.warmup_ratio,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a share of the steps in transformers 5
         weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm,
         per_device_train_batch_size=config.per_device_train_batch_size,
@@ -170,7 +180,7 @@ def _trl_args(config: SFTRunConfig, eval_split: bool) -> Any:
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         bf16=config.bf16,
         fp16=False,
-        gradient_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing=config.gradient_checkpointing,
         max_length=config.max_length,
         seed=config.seed,
         logging_steps=config.logging_steps,
@@ -195,20 +205,20 @@ def run_sft(config: SFTRunConfig) -> SFTResult:
     splits = load_sft_splits(config.dataset)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    has_val = "validation" in splits and len(splits["validation"]) > 0
+    # The training arguments come first: under DeepSpeed ZeRO-3 they make from_pretrained load sharded.
+    args = _trl_args(config, has_val)
     processor, model = _load_student(config)
     total = sum(p.numel() for p in model.parameters())
     if config.finetune == "full":
-        trainable = freeze_parts(
-            model, vision_tower=config.freeze_vision_tower, projector=config.freeze_projector
-        )
+        trainable = freeze_parts(model, vision_tower=config.freeze_vision_tower, projector=config.freeze_projector)
         peft_config = None
     else:
         peft_config = lora_config(config, model)
         trainable = {}
-    has_val = "validation" in splits and len(splits["validation"]) > 0
     trainer = SFTTrainer(
         model=model,
-        args=_trl_args(config, has_val),
+        args=args,
         train_dataset=splits["train"],
         eval_dataset=splits["validation"] if has_val and config.eval_strategy != "no" else None,
         processing_class=processor,
