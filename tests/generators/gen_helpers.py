@@ -10,14 +10,14 @@ T2I_KINDS = ("sd", "flux")
 ALL_KINDS = T2I_KINDS + EDIT_KINDS
 
 
-def source_image(color: tuple[int, int, int], size: tuple[int, int] = (48, 40)) -> Image.Image:
-    """A source image with a colour gradient, so resizing and content both matter."""
-    w, h = size
-    x = np.linspace(0, 1, w)[None, :, None]
-    y = np.linspace(0, 1, h)[:, None, None]
-    base = np.array(color, dtype=float)[None, None, :]
-    pixels = np.clip(base * (0.5 + 0.5 * x) + 60 * y, 0, 255).astype(np.uint8)
-    return Image.fromarray(pixels, "RGB")
+def source_image(seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:
+    """A random-pixel source image: different seeds differ in structure, not just in colour.
+
+    (Constant or same-shaped images in another colour look almost alike to a random
+    VAE encoder, whose group norms remove such offsets and scales.)
+    """
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
 
 
 def pixels(image: Image.Image) -> np.ndarray:

@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 
 #: Modules under ``gcr.cli`` that add commands; each defines ``register(app)``.
-COMMAND_MODULES: tuple[str, ...] = ("train", "dev", "eval", "critique", "serve", "refine")
+COMMAND_MODULES: tuple[str, ...] = ("train", "dev", "eval", "critique", "serve", "generate", "refine")
 
 
 @app.callback()
