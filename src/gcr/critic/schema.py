@@ -89,6 +89,23 @@ NA_PAIRWISE_SCORE = 2.5
 Winner = Literal["A", "B", "tie"]
 
 
+#: Absorbs float rounding in score sums (3.3 + 2.7 against 6.0) when testing for a tie.
+TIE_FLOAT_SLACK = 1e-9
+
+
+def preference_from_totals(total_a: float, total_b: float, tie_tolerance: float = 0.0) -> Winner:
+    """``"A"``, ``"B"`` or ``"tie"`` from two score sums; a tie only within ``tie_tolerance``.
+
+    This is the one place the pairwise decision rule lives; evaluation, PARROT filtering
+    and the CLI all call it so they can never disagree.
+    """
+    if tie_tolerance < 0:
+        raise InputError(f"the tie tolerance must be 0 or more, not {tie_tolerance}")
+    if abs(total_a - total_b) <= tie_tolerance + TIE_FLOAT_SLACK:
+        return "tie"
+    return "A" if total_a > total_b else "B"
+
+
 class DimensionJudgement(BaseModel):
     """One dimension of a single-image critique."""
 
@@ -190,10 +207,7 @@ class PairwiseCritique(BaseModel):
 
     def preference(self, tie_tolerance: float = 0.0) -> Winner:
         """Overall preference from the score totals; a tie only within ``tie_tolerance``."""
-        total_a, total_b = self.totals()
-        if abs(total_a - total_b) <= tie_tolerance:
-            return "tie"
-        return "A" if total_a > total_b else "B"
+        return preference_from_totals(*self.totals(), tie_tolerance)
 
     def to_json(self, **kwargs: object) -> str:
         return self.model_dump_json(**kwargs)  # type: ignore[arg-type]

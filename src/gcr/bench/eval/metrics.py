@@ -23,20 +23,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 
+from gcr.critic.schema import preference_from_totals
 from gcr.errors import InputError
 
+__all__ = [
+    "PREFERENCES",
+    "Accuracy",
+    "AccuracyReport",
+    "pairwise_accuracy",
+    "preference_from_totals",
+    "wilson_interval",
+]
+
 PREFERENCES: tuple[str, ...] = ("A", "B", "tie")
-#: Float slack added to the tie tolerance so that 3.3 + 2.7 ties with 3.0 + 3.0.
-FLOAT_SLACK = 1e-9
-
-
-def preference_from_totals(total_a: float, total_b: float, tie_tolerance: float = 0.0) -> str:
-    """``"A"``, ``"B"`` or ``"tie"`` from two score sums; a tie only within ``tie_tolerance``."""
-    if tie_tolerance < 0:
-        raise InputError(f"the tie tolerance must be 0 or more, not {tie_tolerance}")
-    if abs(total_a - total_b) <= tie_tolerance + FLOAT_SLACK:
-        return "tie"
-    return "A" if total_a > total_b else "B"
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
