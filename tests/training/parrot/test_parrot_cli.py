@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -128,3 +129,29 @@ def test_phases_one_by_one(prefs_factory, teacher_stub, tmp_path: Path) -> None:
         app, ["train", "parrot", "anchor", str(prefs), "--workdir", str(tmp_path / "w2")]
     )
     assert isinstance(no_teacher.exception, ConfigError) and "--teacher-url" in str(no_teacher.exception)
+
+
+def test_settings_from_yaml_and_template_folders(tmp_path: Path) -> None:
+    from gcr.critic.schema import Task
+    from gcr.training.parrot.pipeline import ParrotSettings
+
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "teacher_anchor_t2i.md").write_text(
+        "<!-- user -->\n{request} <image:A> <image:B> {preference}\n"
+    )
+    (tmp_path / "tpl" / "critic_pairwise_edit.md").write_text("x")
+    config = tmp_path / "parrot.yaml"
+    config.write_text(
+        f"teacher_url: http://x/v1\nchecks: [scores]\nconcurrency: 2\ntemplates_dir: {tmp_path / 'tpl'}\n"
+    )
+    settings = ParrotSettings.from_yaml(config, concurrency=5)
+    assert (settings.teacher_url, settings.checks, settings.concurrency) == ("http://x/v1", ["scores"], 5)
+    assert settings.template_paths("anchor") == {Task.T2I: tmp_path / "tpl" / "teacher_anchor_t2i.md"}
+    assert settings.template_paths("predict") == {}
+    settings = ParrotSettings(critic_templates_dir=str(tmp_path / "tpl"))
+    assert settings.critic_template_paths() == {
+        ("pairwise", Task.EDIT): tmp_path / "tpl" / "critic_pairwise_edit.md"
+    }
+    config.write_text("checks: [scores, vibes]\n")
+    with pytest.raises(ConfigError, match="vibes"):
+        ParrotSettings.from_yaml(config)

@@ -124,6 +124,14 @@ def test_mix_ratio_applies_to_training_only(prefs_factory, tmp_path: Path) -> No
         DatasetSettings(pairwise_fraction=1.5)
 
 
+def test_pointwise_critiques_of_dropped_items_are_left_out(prefs_factory, tmp_path: Path) -> None:
+    prefs = load_preferences(prefs_factory(_specs(2)))
+    kept = {"t00": PAIR}
+    pointwise = [{"id": i, "candidate": "A", "task": "t2i", "answer": POINT} for i in ("t00", "t01")]
+    report = build_sft_dataset(prefs, kept, pointwise, tmp_path / "s", DatasetSettings(val_fraction=0.0))
+    assert report.counts["train"] == {"pairwise": 1, "pointwise": 1}
+
+
 def test_hf_folder_holds_the_same_records_with_images(prefs_factory, tmp_path: Path) -> None:
     prefs = load_preferences(prefs_factory(_specs(6)))
     _build(prefs, tmp_path / "hf", val_fraction=0.3)

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from gcr.cli.app import app
 from gcr.critic.backends.base import SamplingParams
 from gcr.critic.backends.transformers_local import TransformersBackend
+from gcr.critic.loading import load_critic
 from gcr.critic.templates import load_template, render_pairwise
 from gcr.training.parrot.data import load_preferences
 from gcr.training.sft.config import SFTRunConfig
@@ -198,18 +199,20 @@ def test_parrot_end_to_end_then_sft_then_critic(
     assert saved["train_losses"] == result.train_losses and saved["config"]["finetune"] == "lora"
     assert len((out / "eval_predictions.jsonl").read_text().splitlines()) == evaluation["pairs"]
 
-    # -- the result loads straight into the in-process critic backend ----------------------------
+    # -- the result loads straight into the critic (as `--critic PATH` does) ---------------------
     prefs = load_preferences(prefs_file)
     item = prefs.by_id()["i1"]
     images = prefs.load_images(item)
     request = render_pairwise(load_template("pairwise", "t2i"), item.request, images.a, images.b)
 
+    critic = load_critic(str(out), device="cpu", sampling=SamplingParams(temperature=0.0, max_tokens=8))
+    assert isinstance(critic.backend, TransformersBackend)
+
     async def ask() -> str:
-        backend = TransformersBackend(out, max_batch_size=1)
         try:
-            return await backend.complete(request, SamplingParams(temperature=0.0, max_tokens=8))
+            return await critic.backend.complete(request, critic.sampling)
         finally:
-            await backend.aclose()
+            await critic.aclose()
 
     answer = asyncio.run(ask())
     assert isinstance(answer, str) and answer.strip()

@@ -211,15 +211,19 @@ def test_editreward_bench_parquet(tmp_path: Path) -> None:
         },
         {**base, "id": "r3", "ranking": "A?B"},
         {**base, "id": "r4", "ranking": None},
+        {**base, "id": "r5", "ranking": "C>A", "comparison_type": "AvsC"},
+        {**base, "id": "r6", "ranking": "A>B", "comparison_type": "AvsC"},
     ]
+    rows = [{"comparison_type": None, **r} for r in rows]
     src = write_parquet(tmp_path / "erb.parquet", rows)
     report = import_preferences(src, "editreward-bench", tmp_path / "out")
-    assert report.written == 2
+    assert report.written == 3
     reasons = {p.item_id: p.message for p in report.problems}
     assert "cannot read ranking" in reasons["r3"]
     assert "per-candidate scores are incomplete" in reasons["r4"]
     labels = {i.id: i.label for i in load_preferences(tmp_path / "out")}
-    assert labels == {"r1": "B", "r2": "A"}
+    assert labels == {"r1": "B", "r2": "A", "r5": "B"}  # AvsC: candidate_2 is C, and C won
+    assert "does not order the two candidates of 'AvsC'" in reasons["r6"]
 
 
 def test_editreward_bench_multiway_rows_are_refused(tmp_path: Path) -> None:

@@ -173,7 +173,15 @@ def build_sft_dataset(
         paths = [*item.source_images, item.image_a, item.image_b]
         groups[item_id] = request_group(item, prefs)
         records.append(_record("pairwise", item, "", request, paths, answer, prefs, groups[item_id]))
-    for rec in pointwise:
+    stale = sorted({rec["id"] for rec in pointwise} - set(kept))
+    if stale:
+        logger.warning(
+            "%d item(s) have pointwise critiques but no kept comparison (filtered again after projection?); "
+            "their critiques are left out: %s",
+            len(stale),
+            ", ".join(stale[:10]),
+        )
+    for rec in (r for r in pointwise if r["id"] in kept):
         item = by_id[rec["id"]]
         if rec["id"] not in groups:
             groups[rec["id"]] = request_group(item, prefs)

@@ -11,10 +11,11 @@ Layouts (field names as the datasets publish them):
                      ``vote_type`` (``leftvote`` → A, ``rightvote`` → B, any other vote → tie).
 ``genai-bench-edit`` GenAI-Bench edit: ``instruct_prompt``, ``source_image``,
                      ``left_output_image``, ``right_output_image``, ``vote_type``.
-``editreward-bench`` EditReward-Bench (2-way rows): ``instruction``, ``source_image``,
-                     ``candidate_1``, ``candidate_2``, ``ranking`` (``A>B``, ``2>1``,
-                     ``candidate_1 = candidate_2``, ``[2, 1]``, ...); without a ranking the
-                     sums ``instruction_following_N + visual_quality_N`` decide.
+``editreward-bench`` EditReward-Bench: ``instruction``, ``source_image``, ``candidate_1``,
+                     ``candidate_2``, ``ranking`` read as ``gcr eval`` reads it (``A>B``; in the
+                     3/4-candidate subsets over the letters of ``comparison_type``, e.g.
+                     ``AvsC`` with ``C>A``), also ``2>1``, ``[2, 1]``, ...; without a ranking
+                     the sums ``instruction_following_N + visual_quality_N`` decide.
 ``hpd``              HPD-style t2i (HPDv3 ``train.json``): ``prompt``, ``path1`` (the preferred
                      image), ``path2``, optional ``model1``/``model2``/``confidence``.
 ``editreward``       EditReward-style edit: the training JSON (``prompt``, ``path_src``,
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gcr.bench.eval.layouts import label_from_ranking
 from gcr.critic.schema import Task
 from gcr.errors import InputError
 from gcr.training.parrot.data import Label, PreferenceItem, RowProblem, normalize_label, write_preferences
@@ -224,6 +226,18 @@ def parse_ranking(value: Any) -> Label:
     raise RowError(f"cannot read ranking {value!r}; expected e.g. '1>2', 'B>A', 'A=B' or [2, 1]")
 
 
+def _bench_ranking(row: dict[str, Any]) -> Label:
+    """Read the ranking as ``gcr eval`` does (letters named by ``comparison_type``), else the other forms."""
+    label = label_from_ranking(row["ranking"], row)
+    if label != "unknown":
+        return label  # type: ignore[return-value]
+    if row.get("comparison_type") not in (None, ""):
+        raise RowError(
+            f"ranking {row['ranking']!r} does not order the two candidates of {row['comparison_type']!r}"
+        )
+    return parse_ranking(row["ranking"])
+
+
 def _editreward_bench(row: SourceRow, task: Task | None) -> RawPair:
     d = row.data
     if d.get("candidate_3") is not None:
@@ -238,7 +252,7 @@ def _editreward_bench(row: SourceRow, task: Task | None) -> RawPair:
         )
     }
     if d.get("ranking") not in (None, ""):
-        label = parse_ranking(d["ranking"])
+        label = _bench_ranking(d)
     elif all(isinstance(v, (int, float)) for v in scores.values()):
         one = scores["instruction_following_1"] + scores["visual_quality_1"]  # type: ignore[operator]
         two = scores["instruction_following_2"] + scores["visual_quality_2"]  # type: ignore[operator]

@@ -140,20 +140,21 @@ async def run_jobs(
         logger.info(
             "%s: %d of %d already done; %d to run", log.path.name, stats.already_done, len(keys), len(todo)
         )
-    semaphore = asyncio.Semaphore(concurrency)
     finished = stats.already_done
     if progress is not None:
         progress(finished, len(keys))
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for key in todo:
+        queue.put_nowait(key)
 
     async def one(key: str) -> None:
         nonlocal finished
-        async with semaphore:
-            started = time.perf_counter()
-            try:
-                record = await worker(key)
-            except Exception as exc:  # keep the batch going; the failure is recorded and retried on rerun
-                logger.exception("%s: job %s failed unexpectedly", log.path.name, key)
-                record = failed_record(key, f"{type(exc).__name__}: {exc}")
+        started = time.perf_counter()
+        try:
+            record = await worker(key)
+        except Exception as exc:  # keep the batch going; the failure is recorded and retried on rerun
+            logger.exception("%s: job %s failed unexpectedly", log.path.name, key)
+            record = failed_record(key, f"{type(exc).__name__}: {exc}")
         record = {"key": key, **{k: v for k, v in record.items() if k != "key"}}
         record["attempt"] = attempts.get(key, 0) + 1
         record["seconds"] = round(time.perf_counter() - started, 3)
@@ -167,7 +168,12 @@ async def run_jobs(
         if progress is not None:
             progress(finished, len(keys))
 
-    await asyncio.gather(*(one(k) for k in todo))
+    async def pull() -> None:
+        # A fixed pool of workers, so a million keys do not become a million waiting tasks.
+        while not queue.empty():
+            await one(queue.get_nowait())
+
+    await asyncio.gather(*(pull() for _ in range(min(concurrency, len(todo)))))
     if stats.failed:
         logger.warning("%s: %d job(s) failed; rerun to retry them", log.path.name, stats.failed)
     return stats

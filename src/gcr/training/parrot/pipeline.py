@@ -13,6 +13,7 @@ built from the settings. The predictor defaults to the teacher endpoint.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,8 +255,6 @@ class ParrotPipeline:
         return report.to_dict()
 
     def build_dataset(self, out_dir: str | Path | None = None) -> dict[str, Any]:
-        import json
-
         s = self.settings
         prefs = self.ws.preferences()
         kept_path = self.ws.require(self.ws.kept, "filter")

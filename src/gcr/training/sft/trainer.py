@@ -211,7 +211,9 @@ def run_sft(config: SFTRunConfig) -> SFTResult:
     processor, model = _load_student(config)
     total = sum(p.numel() for p in model.parameters())
     if config.finetune == "full":
-        trainable = freeze_parts(model, vision_tower=config.freeze_vision_tower, projector=config.freeze_projector)
+        trainable = freeze_parts(
+            model, vision_tower=config.freeze_vision_tower, projector=config.freeze_projector
+        )
         peft_config = None
     else:
         peft_config = lora_config(config, model)
