@@ -47,9 +47,6 @@ from gcr.training.parrot.prompts import render_predictor
 logger = logging.getLogger(__name__)
 
 CHECKS: tuple[str, ...] = ("scores", "leak", "predictor")
-#: Float slack so that 3.3 + 2.7 ties with 3.0 + 3.0.
-_SLACK = 1e-9
-
 DEFAULT_LEAK_PHRASES: tuple[str, ...] = (
     "rater",
     "raters",
@@ -101,7 +98,8 @@ def parse_predictor_answer(text: str) -> Winner:
 
 
 def scores_winner(critique: PairwiseCritique, tie_tolerance: float = 0.0) -> Winner:
-    return critique.preference(tie_tolerance + _SLACK)
+    """The winner the comparison's own score sums imply (the schema's one pairwise rule)."""
+    return critique.preference(tie_tolerance)
 
 
 def find_leak(text: str, phrases: tuple[str, ...]) -> str | None:

@@ -28,7 +28,15 @@ from typing import Any, Literal
 
 from gcr.critic.backends.base import ChatBackend, SamplingParams, is_truncated
 from gcr.critic.parser import parse_critique
-from gcr.critic.schema import NA_PAIRWISE_SCORE, TASK_DIMENSIONS, Critique, PairwiseCritique, Task, Winner
+from gcr.critic.schema import (
+    NA_PAIRWISE_SCORE,
+    TASK_DIMENSIONS,
+    Critique,
+    PairwiseCritique,
+    Task,
+    Winner,
+    preference_from_totals,
+)
 from gcr.errors import CritiqueParseError, GCRError
 from gcr.training.parrot.anchor import DEFAULT_TEACHER_SAMPLING, templates_for
 from gcr.training.parrot.answers import format_pointwise
@@ -52,10 +60,8 @@ def pointwise_total(critique: Critique) -> float:
 
 
 def pointwise_order(a: Critique, b: Critique, tie_tolerance: float = 0.0) -> Winner:
-    total_a, total_b = pointwise_total(a), pointwise_total(b)
-    if abs(total_a - total_b) <= tie_tolerance + 1e-9:
-        return "tie"
-    return "A" if total_a > total_b else "B"
+    """The pair's winner implied by two pointwise critiques (same rule as pairwise totals)."""
+    return preference_from_totals(pointwise_total(a), pointwise_total(b), tie_tolerance)
 
 
 def projection_problem(critique: Critique) -> str | None:

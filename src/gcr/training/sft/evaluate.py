@@ -18,10 +18,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from gcr.bench.eval.metrics import pairwise_accuracy, preference_from_totals
+from gcr.bench.eval.metrics import pairwise_accuracy
 from gcr.critic.backends.base import SamplingParams
 from gcr.critic.backends.transformers_local import TransformersBackend
 from gcr.critic.critic import Critic
+from gcr.critic.schema import preference_from_totals
 from gcr.errors import CriticError, DatasetError
 
 logger = logging.getLogger(__name__)
