@@ -244,3 +244,14 @@ def test_fake_generator_is_deterministic():
     b = gen.generate(GenerationRequest(prompt="x", seed=1)).images[0]
     c = gen.generate(GenerationRequest(prompt="x", seed=2)).images[0]
     assert a.tobytes() == b.tobytes() != c.tobytes()
+
+
+def test_a_critic_failure_other_than_parsing_stops_the_run_instead_of_skipping(harness):
+    from gcr.errors import CriticResponseError
+
+    async def empty_answer(*args, **kwargs):
+        raise CriticResponseError("the critic model 'stub' returned an empty answer")
+
+    harness.critic.acritique = empty_answer
+    with pytest.raises(CriticResponseError, match="empty answer"):
+        run(harness, max_rounds=2)

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -127,8 +128,21 @@ class ArtifactCache:
         png = self.image_path(key)
         png.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=png.parent, suffix=".png", delete=False) as tmp:
-            image.save(tmp, format="PNG")
-        os.replace(tmp.name, png)
+            image.save(tmp, format="PNG", compress_level=1)
+        return self._commit_image(key, Path(tmp.name), meta)
+
+    def put_image_file(self, key: str, png_file: str | Path, meta: Mapping[str, Any]) -> Path:
+        """Store a copy of an already written PNG file (no second encoding) and its metadata."""
+        png = self.image_path(key)
+        png.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=png.parent, suffix=".png", delete=False) as tmp:
+            pass
+        shutil.copyfile(png_file, tmp.name)
+        return self._commit_image(key, Path(tmp.name), meta)
+
+    def _commit_image(self, key: str, tmp: Path, meta: Mapping[str, Any]) -> Path:
+        png = self.image_path(key)
+        os.replace(tmp, png)
         self._write_text(self._path("generations", key, ".json"), json.dumps(dict(meta), default=str))
         return png
 

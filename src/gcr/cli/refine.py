@@ -171,6 +171,8 @@ def _run(folder: Any, spec: Any, *, resume: bool, as_json: bool) -> None:
         parts = load_components(spec)
     builder = build_graph(**parts.graph_kwargs())
     table = None if as_json else RoundTable(err_console)
+    if table is not None and resume:
+        table.preload(folder.read_trajectory())
 
     def review(request: dict[str, Any]) -> dict[str, Any]:
         return ask_review(err_console, table, request)

@@ -11,6 +11,8 @@ from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
 
+from gcr.errors import InputError
+
 _SHORT = {
     "text_faithfulness": "TF",
     "image_faithfulness": "IF",
@@ -45,12 +47,13 @@ class RoundTable:
                 "status": "generating",
             }
         elif kind in ("candidate_scored", "candidate_skipped"):
-            row = self.rows.setdefault(event["round"], {"prompt": "", "origin": "", "done": 0, "total": 0})
-            row["done"] += 1
+            row = self._row(event["round"])
+            row["done"] = row.get("done", 0) + 1
             row["status"] = "critiquing"
         elif kind == "round_finished":
-            row = self.rows.setdefault(event["round"], {"prompt": event["prompt"], "origin": "", "total": 0})
+            row = self._row(event["round"])
             row.update(
+                prompt=event["prompt"],
                 status="done",
                 rewards=event["rewards"],
                 best=event["best_reward"],
@@ -60,13 +63,30 @@ class RoundTable:
             )
         elif kind == "refined":
             note = "next prompt proposed" if event["accepted"] else f"proposal turned down: {event['reason']}"
-            self.rows[event["round"]]["note"] = note
+            self._row(event["round"])["note"] = note
         elif kind == "reviewed":
-            self.rows[event["round"]]["note"] = f"reviewed: {event['action']}"
+            self._row(event["round"])["note"] = f"reviewed: {event['action']}"
         elif kind == "stopped":
             self.footer = Text.assemble(("stopped: ", "bold"), f"{event['reason']} — {event['detail']}")
         if self.live is not None:
             self.live.update(self.render())
+
+    def preload(self, trajectory: list[dict[str, Any]]) -> None:
+        """Show the rounds a resumed run already finished (lines of trajectory.jsonl)."""
+        for line in trajectory:
+            self.rows[line["round"]] = {
+                "prompt": line["prompt"],
+                "status": "done",
+                "rewards": line["rewards"],
+                "best": line["best_reward"],
+                "scores": line["best_scores"],
+                "new_best": line["new_best"],
+                "seconds": line["elapsed_s"],
+                "note": "before the resume",
+            }
+
+    def _row(self, index: int) -> dict[str, Any]:
+        return self.rows.setdefault(index, {"prompt": "", "status": "", "done": 0, "total": 0})
 
     # -- rendering -------------------------------------------------------------------
     def render(self) -> Group:
@@ -138,12 +158,18 @@ def ask_review(console: Console, table: RoundTable | None, request: dict[str, An
             *([Text("this prompt was already tried", style="yellow")] if not request["is_new"] else []),
         )
         console.print(Panel(body, title=f"review after round {request['round']}", title_align="left"))
-        choice = Prompt.ask(
-            "[a]ccept, [e]dit or [r]eject", choices=["a", "e", "r"], default="a", console=console
-        )
-        if choice == "e":
-            text = Prompt.ask("new prompt", default=request["next_prompt"], console=console)
-            return {"action": "edit", "prompt": text}
+        try:
+            choice = Prompt.ask(
+                "[a]ccept, [e]dit or [r]eject", choices=["a", "e", "r"], default="a", console=console
+            )
+            if choice == "e":
+                text = Prompt.ask("new prompt", default=request["next_prompt"], console=console)
+                return {"action": "edit", "prompt": text}
+        except EOFError:
+            raise InputError(
+                "--interactive needs answers on standard input, which is closed; the run waits for the "
+                "review: resume it in a terminal"
+            ) from None
         return {"action": "accept" if choice == "a" else "reject"}
     finally:
         if live is not None:

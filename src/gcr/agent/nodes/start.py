@@ -44,7 +44,7 @@ def make_start(deps: NodeDeps) -> Node:
                 "drop --image or choose an editing model"
             )
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        run_dir = state.get("run_dir") or settings.run_dir or str(new_run_dir(prompt, stamp))
+        run_dir = settings.run_dir or str(new_run_dir(prompt, stamp))
         folder = RunFolder(run_dir).create()
         copies, digests = [], []
         for index, source in enumerate(sources):
