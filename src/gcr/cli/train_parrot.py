@@ -420,6 +420,8 @@ def _sft(*, config: Path | None = None, dry_run: bool = False, **flags: Any) -> 
         ),
     ]
     evaluation = result.get("eval") or {}
+    if evaluation.get("error"):
+        rows.append(("val pairwise accuracy", f"not measured: {evaluation['error']}"))
     overall = evaluation.get("overall") or {}
     if overall:
         acc = overall.get("accuracy")

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gcr.errors import ConfigError, DatasetError, DependencyError
+from gcr.errors import ConfigError, DatasetError, DependencyError, GCRError
 from gcr.training.sft.collator import CritiqueSFTCollator
 from gcr.training.sft.config import SFTRunConfig
 
@@ -264,16 +264,21 @@ def run_sft(config: SFTRunConfig) -> SFTResult:
     if config.eval_pairwise and has_val and (adapter_dir is None or config.merge_lora):
         from gcr.training.sft.evaluate import evaluate_pairwise
 
-        result.eval = evaluate_pairwise(
-            out,
-            splits["validation"],
-            max_pairs=config.eval_max_pairs,
-            max_new_tokens=config.eval_max_new_tokens,
-            temperature=config.eval_temperature,
-            batch_size=config.eval_batch_size,
-            tie_tolerance=config.tie_tolerance,
-            predictions_path=out / "eval_predictions.jsonl",
-        )
+        try:
+            result.eval = evaluate_pairwise(
+                out,
+                splits["validation"],
+                max_pairs=config.eval_max_pairs,
+                max_new_tokens=config.eval_max_new_tokens,
+                temperature=config.eval_temperature,
+                batch_size=config.eval_batch_size,
+                tie_tolerance=config.tie_tolerance,
+                max_pixels=config.max_image_pixels,
+                predictions_path=out / "eval_predictions.jsonl",
+            )
+        except GCRError as exc:  # the trained model is saved; report why it could not be evaluated
+            logger.warning("pairwise evaluation failed: %s", exc)
+            result.eval = {"error": str(exc)}
     (out / RESULT_FILE).write_text(
         json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8"
     )
