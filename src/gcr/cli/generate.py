@@ -148,7 +148,7 @@ def generate(
         result = gen.generate(request, **generate_kwargs)
     written = _write_outputs(result, out, prompt, [str(p) for p in image])
     for path in written:
-        console.print(str(path), highlight=False)
+        console.print(str(path), highlight=False, soft_wrap=True)  # one path per line, never wrapped
     err_console.print(
         f"wrote {len(written)} image(s) to {out} in {time.perf_counter() - started:.1f} s "
         f"(seeds {result.seeds[0]}..{result.seeds[-1]})",
