@@ -95,9 +95,13 @@ def test_phases_one_by_one(prefs_factory, teacher_stub, tmp_path: Path) -> None:
     work = str(tmp_path / "work")
     endpoint = ["--teacher-url", server.url, "--teacher-model", "stub-teacher", "--json"]
 
-    result = runner.invoke(app, ["train", "parrot", "anchor", str(prefs), "--workdir", work, *endpoint])
+    # the model name is discovered from the server when not given
+    discover = ["--teacher-url", server.url, "--json"]
+    result = runner.invoke(app, ["train", "parrot", "anchor", str(prefs), "--workdir", work, *discover])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["ok"] == 2
+    anchored = [json.loads(x) for x in (tmp_path / "work" / "anchored.jsonl").read_text().splitlines()]
+    assert {r["teacher"] for r in anchored} == {"stub-teacher"}
 
     # only the score check: no predictor endpoint is needed and none is called
     result = runner.invoke(

@@ -36,6 +36,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_TEACHER_SAMPLING = SamplingParams(temperature=0.2, max_tokens=4096)
 
 
+async def model_name(backend: ChatBackend) -> str:
+    """The backend's model name, asking the server first when it was not given (``/v1/models``)."""
+    resolve = getattr(backend, "resolve_model", None)
+    if resolve is not None:
+        return str(await resolve())
+    return backend.model_id
+
+
 def missing_dimensions(critique: PairwiseCritique) -> list[str]:
     """Dimensions of the task that the comparison does not judge."""
     have = {j.dimension for j in critique.judgements}
@@ -63,7 +71,7 @@ async def anchor_preferences(
     """Ask the teacher for an anchored rationale of every item not yet done; return the run's counts."""
     templates = templates_for("anchor", {i.task for i in prefs}, template_paths)
     by_id = prefs.by_id()
-    teacher = backend.model_id
+    teacher = await model_name(backend)
 
     async def work(key: str) -> dict[str, Any]:
         item = by_id[key]

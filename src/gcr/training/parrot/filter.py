@@ -38,7 +38,7 @@ from gcr.critic.backends.base import ChatBackend, SamplingParams
 from gcr.critic.parser import parse_pairwise
 from gcr.critic.schema import PairwiseCritique, Task, Winner
 from gcr.errors import ConfigError, GCRError
-from gcr.training.parrot.anchor import templates_for
+from gcr.training.parrot.anchor import model_name, templates_for
 from gcr.training.parrot.answers import format_pairwise
 from gcr.training.parrot.data import PreferenceItem, PreferenceSet
 from gcr.training.parrot.jobs import STATUS_OK, Progress, ResultLog, failed_record, run_jobs
@@ -242,7 +242,7 @@ async def _predict(
 ) -> dict[str, Winner]:
     by_id = prefs.by_id()
     templates = templates_for("predict", {by_id[k].task for k in alive}, template_paths)
-    model = backend.model_id
+    model = await model_name(backend)
 
     async def work(key: str) -> dict[str, Any]:
         item = by_id[key]

@@ -38,7 +38,7 @@ from gcr.critic.schema import (
     preference_from_totals,
 )
 from gcr.errors import CritiqueParseError, GCRError
-from gcr.training.parrot.anchor import DEFAULT_TEACHER_SAMPLING, templates_for
+from gcr.training.parrot.anchor import DEFAULT_TEACHER_SAMPLING, model_name, templates_for
 from gcr.training.parrot.answers import format_pointwise
 from gcr.training.parrot.data import PreferenceSet
 from gcr.training.parrot.filter import scores_winner
@@ -117,7 +117,7 @@ async def project_rationales(
     """Project every kept comparison into two pointwise critiques; check the order; write them out."""
     by_id = prefs.by_id()
     templates = templates_for("project", {by_id[k].task for k in kept}, template_paths)
-    model = backend.model_id
+    model = await model_name(backend)
 
     async def work(key: str) -> dict[str, Any]:
         item_id, candidate = key.rsplit("::", 1)

@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from gcr.errors import DatasetError
+from gcr.errors import DatasetError, DependencyError
 from gcr.training.parrot.data import IMAGES_DIR
 
 _ROW_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
@@ -81,7 +81,10 @@ def iter_rows(source: str | Path) -> Iterator[SourceRow | tuple[Path, int, str]]
 
 
 def _parquet_rows(file: Path) -> Iterator[SourceRow]:
-    import pyarrow.parquet as pq
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DependencyError("pyarrow", "train", "Reading Parquet preference data") from None
 
     try:
         parquet = pq.ParquetFile(file)
