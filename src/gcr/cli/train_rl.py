@@ -44,7 +44,7 @@ def rl(
 
     cfg = RLConfig.from_yaml(config, override)
     if print_config:
-        console.print(cfg.to_yaml(), end="", highlight=False, markup=False)
+        console.out(cfg.to_yaml(), end="", highlight=False)
         return
     cfg.check_runnable()
     rl_logger = logging.getLogger("gcr.training.rl")

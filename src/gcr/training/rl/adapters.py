@@ -46,8 +46,13 @@ def add_lora_adapters(
     target_modules: Sequence[str],
     dropout: float = 0.0,
     init: str = "gaussian",
+    seed: int | None = None,
 ) -> None:
-    """Attach the trained and old LoRA adapters (identical at start) to ``transformer``."""
+    """Attach the trained and old LoRA adapters (identical at start) to ``transformer``.
+
+    With ``seed``, the random initialisation of the LoRA matrices is drawn from that seed
+    (without touching the global generator), so identical runs start identically.
+    """
     try:
         from peft import LoraConfig
     except ImportError:  # pragma: no cover - peft is in the train extra
@@ -64,8 +69,11 @@ def add_lora_adapters(
         )
 
     transformer.requires_grad_(False)
+    devices = [transformer.device] if transformer.device.type == "cuda" else []
     try:
-        with warnings.catch_warnings():
+        with torch.random.fork_rng(devices=devices, enabled=seed is not None), warnings.catch_warnings():
+            if seed is not None:
+                torch.manual_seed(seed)
             # peft warns whenever a model gets a second adapter; two adapters are the point here.
             warnings.filterwarnings("ignore", message=".*multiple adapters.*")
             transformer.add_adapter(make(), adapter_name=TRAINED)

@@ -141,6 +141,7 @@ class DiffusionNFTTrainer:
             target_modules=config.lora_target_modules or family_cls.lora_targets,
             dropout=config.lora_dropout,
             init=config.lora_init,
+            seed=config.seed,
         )
         if config.gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()

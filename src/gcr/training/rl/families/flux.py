@@ -41,6 +41,7 @@ class FluxFamily(FlowFamily):
     default_guidance = 3.5
     default_max_sequence_length = 512
 
+    @torch.no_grad()
     def encode(self, prompts: Sequence[str], sources: Sequence[Sequence[Image.Image]] | None) -> Conditioning:
         self.check_sources(prompts, sources)
         prompt_embeds, pooled, text_ids = self.pipe.encode_prompt(

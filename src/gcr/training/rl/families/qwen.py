@@ -35,6 +35,7 @@ class QwenImageFamily(FlowFamily):
     default_guidance = None
     default_max_sequence_length = 512
 
+    @torch.no_grad()
     def encode(self, prompts: Sequence[str], sources: Sequence[Sequence[Image.Image]] | None) -> Conditioning:
         self.check_sources(prompts, sources)
         embeds, mask = self.pipe.encode_prompt(
@@ -107,6 +108,7 @@ class QwenImageEditFamily(QwenImageFamily):
         exact_width = math.sqrt(_EDIT_SOURCE_AREA * ratio)
         return round(exact_width / 32) * 32, round(exact_width / ratio / 32) * 32
 
+    @torch.no_grad()
     def encode(self, prompts: Sequence[str], sources: Sequence[Sequence[Image.Image]] | None) -> Conditioning:
         self.check_sources(prompts, sources)
         width, height = self.source_size

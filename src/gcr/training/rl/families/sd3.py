@@ -34,6 +34,7 @@ class SD3Family(FlowFamily):
         vsf = self.pipe.vae_scale_factor
         return self.height // vsf, self.width // vsf
 
+    @torch.no_grad()
     def encode(self, prompts: Sequence[str], sources: Sequence[Sequence[Image.Image]] | None) -> Conditioning:
         self.check_sources(prompts, sources)
         prompt_embeds, _, pooled, _ = self.pipe.encode_prompt(
