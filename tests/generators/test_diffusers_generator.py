@@ -82,7 +82,8 @@ def test_edit_models_receive_and_use_the_source(kind: str, make, monkeypatch: py
 
     @functools.wraps(original_call)  # keeps the signature the adapter reads
     def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        received.append(kwargs.get("image"))
+        image = kwargs.get("image")
+        received.append(image[0] if isinstance(image, list) else image)
         return original_call(self, *args, **kwargs)
 
     monkeypatch.setattr(pipe_class, "__call__", spy)

@@ -273,7 +273,9 @@ class DiffusersGenerator:
         if sizing == "kontext" and width is not None and height is not None:
             # Keep the exact requested size instead of Kontext's preferred-resolution snapping.
             kwargs["max_area"], kwargs["_auto_resize"] = width * height, False
-        if sources:
+        if sources and preset.source_per_image and len(sources) == 1:
+            kwargs["image"] = sources * request.num_images
+        elif sources:
             kwargs["image"] = sources[0] if len(sources) == 1 else sources
         applied_defaults = {k: v for k, v in preset.call_defaults.items() if k in params}
         for key, value in applied_defaults.items():

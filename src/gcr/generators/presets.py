@@ -54,6 +54,7 @@ class FamilyPreset:
     negative_needs: str | None = None  # an extra argument a negative prompt only works with
     max_source_images: int | None = 1
     edit_longest_edge: int = 1024
+    source_per_image: bool = False  # pass the source once per output image (the pipeline expects it)
     call_defaults: dict[str, Any] = field(default_factory=dict)
 
     def size_multiple(self, pipe: Any) -> int:
@@ -222,7 +223,8 @@ PRESETS: dict[str, FamilyPreset] = {
         ),
         FamilyPreset(
             # The authors' demo: 50 steps, text CFG 7.5, image CFG 1.5, inputs around 512 px
-            # (the model was trained at 256-512 px). The output follows the source size.
+            # (the model was trained at 256-512 px). The output follows the source size. The
+            # pipeline wants one source per output image (it warns when it has to repeat one).
             name="instruct-pix2pix",
             description="InstructPix2Pix, instruction-based image editing",
             task=Task.EDIT,
@@ -234,6 +236,7 @@ PRESETS: dict[str, FamilyPreset] = {
             min_multiple=8,
             sizing="source",
             edit_longest_edge=512,
+            source_per_image=True,
             call_defaults={"image_guidance_scale": 1.5},
         ),
         FamilyPreset(
