@@ -68,3 +68,14 @@ def test_make_graph_serves_a_working_graph_and_loads_models_once(served, tmp_pat
     assert out["rounds"][1]["prompt"] == "a cat, golden light"
     schema = graph.get_context_jsonschema()
     assert {"candidates", "max_rounds", "target_reward", "seed_policy"} <= set(schema["properties"])
+
+
+def test_default_models_are_known_presets_and_released_critics():
+    from gcr.agent.components import default_generator
+    from gcr.critic.defaults import default_critic_model
+    from gcr.generators.presets import alias_repo, detect_family
+
+    assert alias_repo(default_generator("t2i")) == "black-forest-labs/FLUX.1-schnell"
+    assert detect_family(alias_repo(default_generator("edit"))).task.value == "edit"
+    assert default_critic_model("t2i").endswith("RationalRewards-8B-T2I")
+    assert default_critic_model("edit").endswith("RationalRewards-8B-Edit")

@@ -108,6 +108,9 @@ def build_graph(
     )
     builder.add_node("start", make_start(deps))
     builder.add_node("launch", make_launch(deps))
+    # generate and critique receive Send payloads (CandidateTask, CritiqueTask) as they are. Naming
+    # the state as their input schema keeps LangGraph from turning the payload's keys into
+    # channels of the graph state, which it would infer from the functions' annotations.
     builder.add_node("generate", make_generate(deps), input_schema=RefineState, destinations=("critique",))
     builder.add_node("critique", make_critique(deps), input_schema=RefineState)
     builder.add_node("decide", make_decide(deps))

@@ -2,9 +2,9 @@
 
 Lookup order: the run folder (a re-run of this very task after a resume), then
 the content-keyed cache (a repeated run), then the generator. Generator calls
-are bounded by ``NodeDeps.generation_slots`` and run in a worker thread so the
-event loop keeps serving critiques. The image goes to the run folder; its path,
-never its bytes, travels on to ``critique``.
+are bounded by ``NodeDeps.generation_slots``; generation and all PNG work run
+in a worker thread, so the event loop stays free. The image goes to the run
+folder; its path, never its bytes, travels on to ``critique``.
 """
 
 from __future__ import annotations
