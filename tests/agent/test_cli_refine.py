@@ -179,7 +179,9 @@ def test_cli_resume_after_the_critic_dies_mid_run(monkeypatch, capsys, world, ti
     assert len(world.calls) == 6 == len(set(world.calls))  # only round 2 was generated after the resume
     assert out.strip().splitlines()[-1] == summary["best"]["image"]
 
-    # Resuming a finished run changes nothing and prints the same best image.
+    # Starting a new run in the same folder is refused; resuming a finished run changes nothing.
+    code, _, err = gcr(monkeypatch, capsys, *base_args(world, tiny_pipeline_dir, tmp_path, "--out", str(run)))
+    assert code == 1 and "already holds a run" in err
     code, out, _ = gcr(monkeypatch, capsys, "refine", "--resume", str(run))
     assert code == 0 and out.strip().splitlines()[-1] == summary["best"]["image"]
     assert len(world.calls) == 6

@@ -167,6 +167,8 @@ def _run(folder: Any, spec: Any, *, resume: bool, as_json: bool) -> None:
 
     if resume and not folder.file(folder.SETTINGS).is_file():
         raise RunError(f"{folder.path} holds no gcr run (run.json is missing)")
+    if not resume and folder.file(folder.CHECKPOINTS).exists():  # say so before any model loads
+        raise RunError(f"{folder.path} already holds a run; resume it (--resume) or choose another folder")
     with err_console.status("loading the generator and the critic (the first use may download weights) ..."):
         parts = load_components(spec)
     builder = build_graph(**parts.graph_kwargs())
