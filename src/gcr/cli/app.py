@@ -26,7 +26,9 @@ app = typer.Typer(
 )
 
 #: Modules under ``gcr.cli`` that add commands; each defines ``register(app)``.
-COMMAND_MODULES: tuple[str, ...] = ("train", "dev", "eval", "critique", "serve", "generate", "refine")
+COMMAND_MODULES: tuple[str, ...] = (
+    "train", "dev", "eval", "critique", "serve", "generate", "refine", "bench",
+)
 
 
 @app.callback()

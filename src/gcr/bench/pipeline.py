@@ -1,0 +1,395 @@
+"""Run the refine loop over a prompt set, pipelined, resumably, one shard per process.
+
+Each prompt runs the very graph ``gcr refine`` runs (:func:`gcr.agent.build_graph`
+through :func:`gcr.agent.runner.run_refine`, with its own run folder and SQLite
+checkpointer). Many prompts run at once as asyncio tasks that share:
+
+* one generator, behind a :class:`~gcr.bench.stages.GeneratorWorker` (one
+  thread, one call at a time: the GPU), and
+* one critic, behind a :class:`~gcr.bench.stages.BoundedCritic` (at most
+  ``concurrency`` requests in flight).
+
+While prompt A waits for its critique, prompt B's image is being generated, so
+the generator never idles on the critic as long as enough prompts are in
+flight (``in_flight``, default ``concurrency + 2``). A prompt's record is
+appended to ``results.jsonl`` (and flushed) the moment its run finishes; a
+rerun skips prompts with a record and resumes the others from their
+checkpoints (see :mod:`gcr.bench.results`).
+
+Failures: a :class:`~gcr.errors.GCRError` from one prompt's run (a generator
+error, no scorable candidate, ...) becomes a ``failed`` record and the next
+rerun tries that prompt again. A critic that cannot be reached at all
+(:class:`~gcr.errors.CriticUnavailableError`) stops the whole benchmark, since
+every other prompt would fail the same way; everything finished is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gcr.agent.components import Components
+from gcr.agent.graph import build_graph
+from gcr.agent.run_folder import RunFolder
+from gcr.agent.runner import RunSpec, run_refine
+from gcr.bench.baseline import baseline_record, baseline_spec, check_baseline
+from gcr.bench.prompts import BenchCase, PromptSet
+from gcr.bench.records import Stopwatch, failure_record, refine_record
+from gcr.bench.results import BenchFolder, Kind, write_json_atomic
+from gcr.bench.shard import ShardInfo
+from gcr.bench.stages import BoundedCritic, GeneratorWorker, StageClock
+from gcr.critic.schema import Task
+from gcr.errors import ConfigError, CriticUnavailableError, GCRError, RunError
+
+logger = logging.getLogger(__name__)
+
+#: Builds the run's collaborators from the template spec (``gcr.agent.components.load_components``).
+ComponentLoader = Callable[[RunSpec, Task], Components]
+#: ``on_result(kind, record)`` after each record is on disk.
+ResultHandler = Callable[[Kind, dict[str, Any]], None]
+#: ``on_event(case_id, event)`` for every progress event of every run (see :mod:`gcr.agent.events`).
+EventHandler = Callable[[str, dict[str, Any]], None]
+
+#: Settings of a refine run that do not change its results, left out of the folder's binding settings.
+_NON_BINDING_CONTEXT = ("run_dir", "interactive", "write_report")
+
+
+def default_loader(spec: RunSpec, task: Task) -> Components:
+    from gcr.agent.components import load_components
+
+    return load_components(spec, task=task)
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How a benchmark runs (the refine settings themselves live in the :class:`RunSpec` template)."""
+
+    #: Critic requests in flight at once.
+    concurrency: int = 8
+    #: Prompts whose runs are in progress at once; None: ``concurrency + 2``, enough to keep the
+    #: generator busy while ``concurrency`` critiques are in flight.
+    in_flight: int | None = None
+    #: Only the first ``limit`` prompts of the set (before sharding).
+    limit: int | None = None
+    #: ``none`` or ``best-of-n`` (see :mod:`gcr.bench.baseline`).
+    baseline: str = "none"
+    shard: ShardInfo = field(default_factory=ShardInfo)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1 (got {self.concurrency})")
+        if self.in_flight is not None and self.in_flight < 1:
+            raise ConfigError(f"in_flight must be at least 1 (got {self.in_flight})")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be at least 1 (got {self.limit})")
+        check_baseline(self.baseline)
+
+    @property
+    def prompts_in_flight(self) -> int:
+        return self.in_flight if self.in_flight is not None else self.concurrency + 2
+
+
+@dataclass
+class BenchOutcome:
+    """What one call of :func:`run_bench` did, and where the whole benchmark stands."""
+
+    folder: BenchFolder
+    #: Cases of the whole benchmark (after ``limit``) and of this shard.
+    cases: list[BenchCase]
+    shard_cases: list[BenchCase]
+    #: Finished records of this shard's cases, including ones from earlier runs.
+    results: dict[str, dict[str, Any]]
+    baselines: dict[str, dict[str, Any]]
+    ran: int = 0
+    reused: int = 0
+    failed: int = 0
+    #: True when every case of the benchmark (all shards) has its records.
+    complete: bool = False
+    session: dict[str, Any] = field(default_factory=dict)
+
+
+def binding_settings(prompt_set: PromptSet, template: RunSpec) -> dict[str, Any]:
+    """What ties a benchmark folder to its results: the prompt set and every setting that changes them."""
+    context = {k: v for k, v in template.context.items() if k not in _NON_BINDING_CONTEXT}
+    return {
+        "prompt_set": {"name": prompt_set.name, "digest": prompt_set.digest(), "cases": len(prompt_set)},
+        "task": prompt_set.task.value,
+        "refine": context,
+        "generator": template.generator,
+        "generator_kind": template.generator_kind,
+        "refiner": template.refiner,
+        "refiner_model": template.refiner_model,
+    }
+
+
+def case_spec(template: RunSpec, sources: list[str], case: BenchCase) -> RunSpec:
+    """The run of one prompt: the template's settings with the case's prompt and source images."""
+    context = {**template.context, "run_dir": "", "interactive": False}
+    return dataclasses.replace(
+        template, prompt=case.prompt, source_images=list(sources), context=context, thread_id="refine"
+    )
+
+
+async def run_bench(
+    prompt_set: PromptSet,
+    template: RunSpec,
+    out_dir: str,
+    settings: BenchSettings | None = None,
+    *,
+    load: ComponentLoader = default_loader,
+    on_start: Callable[[int, int], None] | None = None,
+    on_result: ResultHandler | None = None,
+    on_event: EventHandler | None = None,
+) -> BenchOutcome:
+    """Run (or continue) the benchmark of ``prompt_set`` in ``out_dir``; see the module docstring.
+
+    ``template`` is a :class:`RunSpec` without a prompt: the refine settings and the
+    collaborators, as ``gcr refine`` builds it. ``on_start(runs_to_do, records_reused)``
+    is called once the work is known. The running loop's default executor is replaced
+    by one large enough for every waiting generation (each waits in a worker thread).
+    """
+    settings = settings or BenchSettings()
+    folder = BenchFolder(out_dir)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    folder.check_settings(binding_settings(prompt_set, template))
+    cases = list(prompt_set.head(settings.limit))
+    mine = settings.shard.select(cases)
+    want_baseline = settings.baseline == "best-of-n"
+    store, done = folder.open_store("results", settings.shard)
+    base_store, base_done = folder.open_store("baseline", settings.shard)
+    todo = [c for c in mine if c.id not in done or (want_baseline and c.id not in base_done)]
+    runs = sum(c.id not in done for c in todo) + sum(want_baseline and c.id not in base_done for c in todo)
+    outcome = BenchOutcome(folder, cases, mine, results={}, baselines={})
+    outcome.reused = sum(c.id in done for c in mine)
+    if on_start is not None:
+        on_start(runs, outcome.reused)
+    clock = StageClock()
+    session = _Session(folder, settings.shard, clock)
+    try:
+        if todo:
+            await _run_cases(
+                todo, prompt_set.task, template, settings, folder, clock, session, outcome,
+                stores={"results": (store, done), "baseline": (base_store, base_done)},
+                load=load, on_result=on_result, on_event=on_event,
+            )
+    finally:
+        store.close()
+        base_store.close()
+        outcome.session = session.write(final=True)
+    outcome.results = {c.id: done[c.id] for c in mine if c.id in done}
+    outcome.baselines = {c.id: base_done[c.id] for c in mine if c.id in base_done}
+    finished = folder.records("results")
+    base_finished = folder.records("baseline") if want_baseline else {}
+    outcome.complete = all(
+        finished.get(c.id, {}).get("status") == "ok"
+        and (not want_baseline or base_finished.get(c.id, {}).get("status") == "ok")
+        for c in cases
+    )
+    return outcome
+
+
+async def _run_cases(
+    todo: list[BenchCase],
+    task: Task,
+    template: RunSpec,
+    settings: BenchSettings,
+    folder: BenchFolder,
+    clock: StageClock,
+    session: _Session,
+    outcome: BenchOutcome,
+    *,
+    stores: dict[str, Any],
+    load: ComponentLoader,
+    on_result: ResultHandler | None,
+    on_event: EventHandler | None,
+) -> None:
+    template = _place_generator(template, settings.shard)
+    components = await asyncio.to_thread(load, template, task)
+    session.loaded()
+    generator = GeneratorWorker(components.generator, clock)
+    critic = BoundedCritic(components.critic, settings.concurrency, clock)
+    try:
+        folder.check_settings({"critic": components.critic.model_id})
+        builder = build_graph(
+            generator=generator,
+            critic=critic,
+            refiner=components.refiner,
+            cache=components.cache,
+            max_parallel_generations=1,
+        )
+        _size_default_executor(template, settings)
+        slots = asyncio.Semaphore(settings.prompts_in_flight)
+
+        def record(kind: Kind, rec: dict[str, Any]) -> None:
+            store, finished = stores[kind]
+            store.append(rec)
+            if rec["status"] == "ok":
+                finished[rec["id"]] = rec
+                outcome.ran += kind == "results"
+            else:
+                outcome.failed += 1
+            session.count(kind, rec)
+            if on_result is not None:
+                on_result(kind, rec)
+
+        async def one(case: BenchCase) -> None:
+            async with slots:
+                await _run_case(case, builder, template, settings, folder, stores, record, on_event)
+
+        tasks = [asyncio.create_task(one(case), name=f"bench:{case.id}") for case in todo]
+        try:
+            await _gather_or_stop(tasks)
+        finally:
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        generator.close()
+        await components.aclose()
+
+
+async def _gather_or_stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for every task; at the first one that raises, cancel the rest and raise its error."""
+    pending = set(tasks)
+    while pending:
+        finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+        for task in finished:
+            if not task.cancelled() and task.exception() is not None:
+                for other in pending:
+                    other.cancel()
+                raise task.exception()  # type: ignore[misc]
+
+
+async def _run_case(
+    case: BenchCase,
+    builder: Any,
+    template: RunSpec,
+    settings: BenchSettings,
+    folder: BenchFolder,
+    stores: dict[str, Any],
+    record: Callable[[Kind, dict[str, Any]], None],
+    on_event: EventHandler | None,
+) -> None:
+    _, done = stores["results"]
+    _, base_done = stores["baseline"]
+    events = None if on_event is None else (lambda e: on_event(case.id, e))
+    watch = Stopwatch()
+    try:
+        sources = await asyncio.to_thread(_materialize_sources, case, folder)
+        spec = case_spec(template, sources, case)
+        if case.id not in done:
+            values = await _run_graph(builder, RunFolder(folder.run_dir(case.id)), spec, events)
+            record("results", refine_record(case, values, folder.path, watch()))
+        if settings.baseline == "best-of-n" and case.id not in base_done:
+            watch = Stopwatch()
+            generations = int(done[case.id]["generations"])
+            values = await _run_graph(
+                builder, RunFolder(folder.baseline_dir(case.id)), baseline_spec(spec, generations), events
+            )
+            record("baseline", baseline_record(case, values, folder.path, watch))
+    except CriticUnavailableError:
+        raise
+    except GCRError as exc:
+        kind: Kind = "results" if case.id not in done else "baseline"
+        logger.warning("prompt %s failed: %s", case.id, exc)
+        record(kind, failure_record(case, exc, watch()))
+
+
+async def _run_graph(builder: Any, run_folder: RunFolder, spec: RunSpec, on_event: Any) -> dict[str, Any]:
+    resume = run_folder.file(RunFolder.SETTINGS).is_file()
+    outcome = await run_refine(builder, run_folder, spec, resume=resume, on_event=on_event)
+    if not outcome.finished:
+        raise RunError(f"the run in {run_folder.path} paused before finishing")
+    return outcome.values
+
+
+def _materialize_sources(case: BenchCase, folder: BenchFolder) -> list[str]:
+    """Write the case's source images as PNG files in the benchmark folder (once) and return their paths."""
+    paths = []
+    for index, ref in enumerate(case.sources):
+        target = folder.input_path(case.id, index)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            ref.load().save(tmp, format="PNG")
+            tmp.replace(target)
+        paths.append(str(target))
+    return paths
+
+
+def _place_generator(template: RunSpec, shard: ShardInfo) -> RunSpec:
+    """Put a sharded process's generator on its own device (``cuda:LOCAL_RANK``)."""
+    if not shard.sharded or template.generator_kind != "diffusers":
+        return template
+    options = dict(template.generator_options)
+    device = shard.device(options.get("device"))
+    if device is not None:
+        options["device"] = device
+    return dataclasses.replace(template, generator_options=options)
+
+
+def _size_default_executor(template: RunSpec, settings: BenchSettings) -> None:
+    """Give the loop enough worker threads for every generation that may wait for the generator.
+
+    Each candidate's ``generate`` node waits for the generator in a worker thread; if
+    those waiters filled the pool, critiques (which decode images in worker threads)
+    would queue behind them and the pipeline would stall.
+    """
+    context = template.context
+    per_round = int(context.get("candidates") or 1)
+    per_run = per_round
+    if settings.baseline == "best-of-n":  # one round of every image the refine run made
+        per_run = per_round * int(context.get("max_rounds") or 1)
+    workers = min(1024, settings.prompts_in_flight * per_run + settings.concurrency + 8)
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gcr-bench"))
+
+
+class _Session:
+    """This process's timing record in ``sessions/``, rewritten after every result."""
+
+    def __init__(self, folder: BenchFolder, shard: ShardInfo, clock: StageClock) -> None:
+        self.clock = clock
+        self.started_wall = time.time()
+        self.started = time.monotonic()
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        self.path = folder.session_file(shard, stamp)
+        self.data: dict[str, Any] = {
+            "rank": shard.rank,
+            "world_size": shard.world_size,
+            "started_at": self.started_wall,
+            "results": 0,
+            "baselines": 0,
+            "failed": 0,
+            "load_s": 0.0,
+        }
+
+    def loaded(self) -> None:
+        """The models are loaded: throughput is measured from here (loading is reported apart)."""
+        now = time.monotonic()
+        self.data["load_s"] = now - self.started
+        self.started_wall += now - self.started
+        self.started = now
+        self.data["started_at"] = self.started_wall
+
+    def count(self, kind: Kind, record: dict[str, Any]) -> None:
+        if record["status"] != "ok":
+            self.data["failed"] += 1
+        else:
+            self.data["results" if kind == "results" else "baselines"] += 1
+        self.write()
+
+    def write(self, final: bool = False) -> dict[str, Any]:
+        self.data.update(self.clock.figures())
+        self.data["wall_s"] = time.monotonic() - self.started
+        self.data["ended_at"] = self.started_wall + self.data["wall_s"]
+        self.data["finished"] = final
+        if final and not (self.data["results"] or self.data["baselines"] or self.data["failed"]):
+            return dict(self.data)  # nothing ran: leave no session behind
+        write_json_atomic(self.path, self.data)
+        return dict(self.data)

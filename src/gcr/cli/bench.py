@@ -1,0 +1,269 @@
+"""``gcr bench``: run the refine loop over a prompt set and report what refinement adds.
+
+* ``gcr bench PROMPTS [refine flags] [--baseline best-of-n] [--concurrency N] [--limit N] [--out DIR]``
+  (also ``gcr bench run ...``): every flag ``gcr refine`` has for its settings and
+  models is accepted here with the same meaning, because the definitions are
+  ``gcr refine``'s own (read from its signature, not copied).
+* ``gcr bench merge OUT``: build ``summary.json`` and ``report.html`` from a folder
+  (for example after the shards of ``accelerate launch -m gcr bench ...``).
+* ``gcr bench list-sets``: the built-in prompt sets.
+
+Rerun the same command to continue an interrupted benchmark: finished prompts
+are skipped and unfinished ones resume from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from gcr.cli.console import console, err_console
+from gcr.cli.refine import refine_command
+
+#: ``gcr refine`` parameters that make no sense for a batch (each prompt gets its own run folder).
+_REFINE_ONLY = ("prompt", "image", "out", "resume", "interactive", "as_json")
+
+
+class _DefaultRunGroup(TyperGroup):
+    """A group whose first argument, when it is not a subcommand, goes to ``run`` (``gcr bench FILE``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+bench_app = typer.Typer(
+    name="bench",
+    cls=_DefaultRunGroup,
+    help="Refine every prompt of a prompt set, pipelined and resumably, and report the gains.",
+    no_args_is_help=True,
+)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "default"
+
+
+def default_out(set_name: str, generator: str | None) -> Path:
+    return Path("gcr-bench") / f"{_slug(set_name)}-{_slug(Path(generator).name if generator else 'default')}"
+
+
+def template_from_options(options: dict[str, Any]) -> Any:
+    """The :class:`~gcr.agent.runner.RunSpec` template (no prompt) that ``gcr refine`` would build
+    from the same flags; ``tests/bench/test_bench_cli.py`` checks that the two agree."""
+    from gcr.agent.runner import RunSpec
+    from gcr.cli.generate import parse_size
+    from gcr.critic.scoring import RewardSpec
+
+    width, height = parse_size(options["size"])
+    weights = RewardSpec.parse(options["reward"])
+    generator_options = {
+        "device": options["device"], "dtype": options["dtype"], "offload": options["offload"] or None,
+    }
+    spec = RunSpec(
+        prompt="",
+        context={
+            "candidates": options["candidates"],
+            "seed": options["seed"],
+            "seed_policy": options["seed_policy"],
+            "max_rounds": options["max_rounds"],
+            "target_reward": options["target"],
+            "dimension_target": options["dimension_target"],
+            "min_delta": options["min_delta"],
+            "patience": options["patience"],
+            "max_wall_s": options["max_time"],
+            "max_generations": options["max_generations"],
+            "dimensions": None if weights.dimensions is None else [d.value for d in weights.selected],
+            "weights": None
+            if weights.weights is None
+            else {d.value: weights.weight(d) for d in weights.selected},
+            "width": width,
+            "height": height,
+            "steps": options["steps"],
+            "guidance": options["guidance"],
+            "negative_prompt": options["negative"],
+            "interactive": False,
+            "write_report": not options["no_report"],
+        },
+        generator=options["generator"],
+        generator_kind=options["generator_kind"],
+        generator_options={k: v for k, v in generator_options.items() if v is not None},
+        critic=options["critic"],
+        critic_model=options["model"],
+        refiner=options["refiner"],
+        refiner_url=options["refiner_url"],
+        refiner_model=options["refiner_model"],
+        cache_dir=None if options["cache_dir"] is None else str(options["cache_dir"]),
+        use_cache=not options["no_cache"],
+    )
+    spec.refine_context()  # the same validation gcr refine does, before any model loads
+    return spec
+
+
+def load_components(spec: Any, task: Any) -> Any:
+    """Load the generator, critic and refiner (a seam tests replace)."""
+    from gcr.bench.pipeline import default_loader
+
+    return default_loader(spec, task)
+
+
+def run_command(**options: Any) -> None:
+    """Refine every prompt of PROMPTS (a file, a folder of edit cases, or builtin:NAME) and report."""
+    from gcr.bench.pipeline import BenchSettings
+    from gcr.bench.prompts import load_prompt_set
+    from gcr.bench.results import BenchFolder
+    from gcr.bench.shard import parse_shard, shard_from_env
+
+    prompt_set = load_prompt_set(options.pop("prompts"))
+    shard = parse_shard(options["shard"]) if options["shard"] else shard_from_env()
+    settings = BenchSettings(
+        concurrency=options["concurrency"],
+        in_flight=options["in_flight"],
+        limit=options["limit"],
+        baseline=options["baseline"],
+        shard=shard,
+    )
+    template = template_from_options(options)
+    folder = BenchFolder(options["out"] or default_out(prompt_set.name, template.generator))
+    quiet = options["as_json"] or shard.local_rank != 0
+    if not quiet:
+        scope = len(prompt_set.head(settings.limit))
+        where = f" · shard {shard.rank + 1} of {shard.world_size}" if shard.sharded else ""
+        err_console.print(
+            f"[bold]{prompt_set.name}[/] · {scope} of {len(prompt_set)} prompts · {prompt_set.task.value}"
+            f"{where} · results in {folder.path}",
+            highlight=False,
+        )
+    from gcr.cli.bench_view import BenchProgress
+
+    progress = BenchProgress(err_console, disable=quiet)
+    outcome = asyncio.run(_run(prompt_set, template, folder, settings, progress))
+    if not (outcome.complete or not shard.sharded):
+        finished = len(folder.records("results"))
+        err_console.print(
+            f"shard {shard.label} done; {finished} of {len(outcome.cases)} prompts finished across shards. "
+            f"The last shard to finish writes the report (or run: gcr bench merge {folder.path})",
+            highlight=False,
+        )
+        return
+    _report(folder, as_json=options["as_json"])
+
+
+async def _run(prompt_set: Any, template: Any, folder: Any, settings: Any, progress: Any) -> Any:
+    from gcr.bench.pipeline import run_bench
+
+    with progress:
+        try:
+            return await run_bench(
+                prompt_set,
+                template,
+                str(folder.path),
+                settings,
+                load=load_components,
+                on_start=progress.on_start,
+                on_result=progress.on_result,
+                on_event=progress.on_event,
+            )
+        except BaseException:
+            progress.console.print(
+                "[yellow]finished prompts are saved; rerun the same command to continue[/]", highlight=False
+            )
+            raise
+
+
+def _report(folder: Any, *, as_json: bool) -> None:
+    from gcr.bench.report import build_summary, write_bench_report
+    from gcr.cli.bench_view import render_summary
+
+    _, report_path = write_bench_report(folder)
+    summary = build_summary(folder)
+    if as_json:
+        console.out(json.dumps(summary, indent=2, ensure_ascii=False), highlight=False)
+        return
+    render_summary(console, summary, report_path)
+
+
+def merge_command(
+    out: Path = typer.Argument(..., help="The benchmark folder (the --out of gcr bench)."),
+    as_json: bool = typer.Option(False, "--json", help="Print summary.json instead of tables."),
+) -> None:
+    """Build summary.json and report.html from every result in OUT (all shards)."""
+    from gcr.bench.results import BenchFolder
+
+    folder = BenchFolder(out)
+    folder.settings()  # a folder that holds no benchmark fails here with a clear message
+    _report(folder, as_json=as_json)
+
+
+def list_sets_command() -> None:
+    """List the prompt sets that ship with gcr (use them as builtin:NAME)."""
+    from rich.table import Table
+
+    from gcr.bench.builtin import BUILTIN_SETS
+    from gcr.bench.prompts import load_prompt_set
+
+    table = Table(title="Built-in prompt sets", title_justify="left")
+    for column in ("name", "task", "prompts", "what it probes"):
+        table.add_column(column, justify="right" if column == "prompts" else "left")
+    for name, entry in BUILTIN_SETS.items():
+        size = len(load_prompt_set(f"builtin:{name}"))
+        table.add_row(f"builtin:{name}", entry.task.value, str(size), entry.description)
+    console.print(table)
+
+
+def _bench_parameters() -> list[inspect.Parameter]:
+    """``PROMPTS``, then ``gcr refine``'s own option definitions, then the batch options."""
+    refine = inspect.signature(refine_command, eval_str=True).parameters
+    shared = [p for name, p in refine.items() if name not in _REFINE_ONLY]
+
+    def param(name: str, default: Any, annotation: Any) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+    prompts = param(
+        "prompts",
+        typer.Argument(
+            ...,
+            help="Prompt set: .jsonl/.json/.csv/.parquet/.txt file, a folder of edit cases, or builtin:NAME.",
+            show_default=False,
+        ),
+        str,
+    )
+    own = [
+        param("baseline", typer.Option(
+            "none", "--baseline", help="best-of-n: also score as many plain generations as refinement used.",
+        ), str),
+        param("concurrency", typer.Option(
+            8, "--concurrency", min=1, help="Critic requests in flight at once.",
+        ), int),
+        param("in_flight", typer.Option(
+            None, "--in-flight", min=1, help="Prompts refined at once (default: concurrency + 2).",
+        ), int | None),
+        param("limit", typer.Option(None, "--limit", min=1, help="Only the first N prompts."), int | None),
+        param("out", typer.Option(
+            None, "--out", "-o", help="Benchmark folder (default: gcr-bench/SET-GENERATOR); rerun resumes.",
+        ), Path | None),
+        param("shard", typer.Option(
+            None, "--shard", help="Run shard I of N (I/N); default from RANK/WORLD_SIZE (accelerate launch).",
+        ), str | None),
+        param("as_json", typer.Option(False, "--json", help="Print summary.json instead of tables."), bool),
+    ]
+    return [prompts, *[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in shared], *own]
+
+
+run_command.__signature__ = inspect.Signature(_bench_parameters())  # type: ignore[attr-defined]
+bench_app.command("run")(run_command)
+bench_app.command("merge")(merge_command)
+bench_app.command("list-sets")(list_sets_command)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")
