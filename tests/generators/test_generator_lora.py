@@ -130,3 +130,15 @@ def test_missing_or_empty_lora_folders_fail_clearly(flux_dir: Path, tmp_path: Pa
         DiffusersGenerator(str(flux_dir), loras=["./no/such/adapter"], cache=PipelineCache()).load()
     with pytest.raises(GeneratorLoadError, match="no LoRA weights in"):
         DiffusersGenerator(str(flux_dir), loras=[str(tmp_path)], cache=PipelineCache()).load()
+
+
+def test_a_missing_peft_names_the_extra_to_install(
+    flux_dir: Path, peft_layout_lora: Path, monkeypatch
+) -> None:
+    from gcr.errors import DependencyError
+    from gcr.generators import lora
+
+    real = lora.importlib.util.find_spec
+    monkeypatch.setattr(lora.importlib.util, "find_spec", lambda name: None if name == "peft" else real(name))
+    with pytest.raises(DependencyError, match=r"pip install 'gcr\[train\]'"):
+        DiffusersGenerator(str(flux_dir), loras=[str(peft_layout_lora)], cache=PipelineCache()).load()

@@ -160,3 +160,13 @@ def test_a_non_image_in_source_images_is_named_by_index() -> None:
     request = GenerationRequest("edit", source_images=[source_image(1), Image.new("RGB", (8, 8)), b"png"])
     with pytest.raises(InputError, match=r"source_images\[2\] is a bytes"):
         request.validate()
+
+
+def test_a_local_folder_named_like_a_family_wins_over_the_alias(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "flux-dev"
+    folder.mkdir()
+    (folder / "model_index.json").write_text('{"_class_name": "FluxPipeline"}')
+    monkeypatch.chdir(tmp_path)
+    assert resolve_source("flux-dev") == str(folder.resolve())

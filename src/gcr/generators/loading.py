@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from gcr.errors import ConfigError, GeneratorLoadError, GeneratorOOMError, InputError
+from gcr.errors import ConfigError, GCRError, GeneratorLoadError, GeneratorOOMError, InputError
 from gcr.generators.lora import LoraSpec, apply_loras
 from gcr.generators.presets import PRESETS, alias_repo
 
@@ -80,14 +80,13 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 
 def resolve_source(model: str) -> str:
-    """A loadable source for ``model``: an absolute local folder, a hub id, or a family alias's repo."""
+    """A loadable source for ``model``: an absolute local folder, a family name's repo, or a hub id."""
     text = model.strip()
     if not text:
         raise InputError("no model given: pass a Hugging Face id, a local pipeline folder or a family name")
-    repo = alias_repo(text)
-    if repo is not None:
-        return repo
     path = Path(text).expanduser()
+    if not path.exists() and (repo := alias_repo(text)) is not None:
+        return repo  # a family name; a local folder of the same name wins
     if path.exists():
         if path.is_file():
             raise GeneratorLoadError(
@@ -206,6 +205,8 @@ def load_pipeline(
             f"out of memory loading {source} on {device}: try --offload (model CPU offload), "
             "a smaller dtype, or a GPU with more memory"
         ) from exc
+    except GCRError:
+        raise  # already says what to fix (a missing extra, a bad LoRA)
     except (OSError, ValueError, KeyError, ImportError, TypeError, RuntimeError) as exc:
         raise GeneratorLoadError(f"cannot load a diffusers pipeline from {source!r}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)  # progress goes through the caller's callback

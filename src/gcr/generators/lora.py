@@ -16,6 +16,7 @@ Several adapters stack; each has a scale. The loaded ones are switched on with
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gcr.errors import GeneratorLoadError, InputError
+from gcr.errors import DependencyError, GeneratorLoadError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ def apply_loras(pipe: Any, loras: Sequence[LoraSpec]) -> list[str]:
         return []
     if not hasattr(pipe, "load_lora_weights"):
         raise GeneratorLoadError(f"{type(pipe).__name__} does not support LoRA adapters; drop --lora")
+    if importlib.util.find_spec("peft") is None:
+        raise DependencyError("peft", "train", "Loading LoRA adapters")
     names: list[str] = []
     for i, spec in enumerate(loras):
         name = f"gcr_lora_{i}"
