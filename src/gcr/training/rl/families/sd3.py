@@ -1,10 +1,11 @@
 """Stable Diffusion 3 / 3.5 (text-to-image).
 
-Unverified here: no tiny SD3 pipeline is built by the tests, so this call
-layout is written from ``StableDiffusion3Pipeline`` in diffusers 0.42 and has
-not been run. SD3 latents are not packed (B, C, h, w); the transformer takes
-the timestep on the 0-1000 scale and has no guidance embedding, so rollouts are
-CFG-free (as DiffusionNFT trains).
+Checked against ``StableDiffusion3Pipeline`` on a tiny model in the tests (same
+latents for the same noise; a trained LoRA loads with ``load_lora_weights``).
+SD3 latents are not packed (B, C, h, w); the transformer takes the timestep on
+the 0-1000 scale and has no guidance embedding, so rollouts are CFG-free (as
+DiffusionNFT trains; the pipeline's own default is CFG 7.0, so expect the
+untrained model's rollouts to look weaker than its usual samples).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gcr.training.rl.families.base import Conditioning, FlowFamily, TransformerC
 class SD3Family(FlowFamily):
     name = "sd3"
     pipeline_classes = ("StableDiffusion3Pipeline",)
-    verified = False
+    verified = True
     default_learning_rate = 3e-4  # flow_grpo base configuration
     default_guidance = None
     default_max_sequence_length = 256
