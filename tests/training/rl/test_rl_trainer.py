@@ -232,3 +232,58 @@ def test_resume_continues_exactly(flux_dir: Path, tmp_path: Path) -> None:
     assert a.keys() == b.keys() and any(k.startswith("old.") for k in a)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_kontext_trains_on_edits_and_checks_prompt_kinds(kontext_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from gcr.errors import ConfigError
+    from gcr.training.rl.data import PromptRecord
+
+    paths = []
+    for i, color in enumerate([(220, 40, 40), (40, 40, 220)]):
+        paths.append(tmp_path / f"src{i}.png")
+        Image.new("RGB", (40, 24), color).save(paths[-1])
+    edits = [
+        PromptRecord(id=f"e{i}", prompt=p, source_paths=(paths[i],))
+        for i, p in enumerate(["make it green", "add a boat"])
+    ]
+    seen: list[tuple[int, tuple[int, int]]] = []
+
+    def reward(images, prompts, sources):
+        seen.extend((len(s), s[0].size) for s in sources)
+        return brightness(images, prompts, sources)
+
+    cfg = tiny_config(kontext_dir, tmp_path / "out", learning_rate=5e-2, eval_every=1)
+    with pytest.raises(ConfigError, match="needs one source image per prompt"):
+        DiffusionNFTTrainer(cfg, reward=reward, train_prompts=records(2))
+    trainer = DiffusionNFTTrainer(cfg, reward=reward, train_prompts=edits, eval_prompts=edits)
+    assert trainer.family.name == "flux-kontext" and trainer.family.guidance_scale == 2.5
+    result = trainer.train()
+    assert result.global_step == 1 and math.isfinite(result.history[0]["loss"])
+    assert set(seen) == {(1, (16, 16))}  # every sample is judged with its source, fitted to 16 px
+
+    from diffusers import FluxKontextPipeline
+
+    def image(pipe: Any) -> np.ndarray:
+        return pipe(
+            image=Image.open(paths[0]).convert("RGB").resize((16, 16)),
+            prompt="make it green",
+            height=16,
+            width=16,
+            num_inference_steps=2,
+            guidance_scale=2.5,
+            max_sequence_length=16,
+            _auto_resize=False,
+            max_area=256,
+            generator=torch.Generator().manual_seed(0),
+            output_type="np",
+        ).images
+
+    trainer.pipe.set_progress_bar_config(disable=True)
+    with torch.no_grad():
+        trained = image(trainer.pipe)
+    fresh = FluxKontextPipeline.from_pretrained(kontext_dir)
+    fresh.set_progress_bar_config(disable=True)
+    fresh.load_lora_weights(result.lora_dir)
+    np.testing.assert_allclose(image(fresh), trained, atol=1e-5)

@@ -1,20 +1,21 @@
 """Qwen-Image (text-to-image) and Qwen-Image-Edit.
 
-Unverified here: no tiny Qwen-Image pipeline is built by the tests (its text
-encoder is a Qwen2.5-VL model), so these call layouts are written from
-``QwenImagePipeline`` and ``QwenImageEditPipeline`` in diffusers 0.42 and have
-not been run. Latents are packed like FLUX's but carry a frame axis before
-packing; the transformer takes ``timestep = t``, a text mask and ``img_shapes``.
-The edit model appends source-image tokens, encodes the source at about one
-megapixel for the text encoder and the VAE (as the pipeline does), and keeps
-the first tokens of the output. Rollouts are CFG-free (true CFG is not used).
+Checked against ``QwenImagePipeline`` and ``QwenImageEditPipeline`` on tiny
+models in the tests (a two-layer Qwen2.5-VL text encoder; the edit test shrinks
+the source area to 32×32 in both the pipeline and here, since one megapixel is
+too slow for a CPU test). Latents are packed like FLUX's but carry a frame axis
+before packing; the transformer takes ``timestep = t``, a text mask and
+``img_shapes``. The edit model appends source-image tokens, encodes the source
+at about one megapixel for the text encoder and the VAE (as the pipeline does),
+and keeps the first tokens of the output. Rollouts are CFG-free: true CFG
+(upstream inference used 4.0 for Qwen-Image-Edit) is not used while training.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -23,14 +24,11 @@ from PIL import Image
 from gcr.training.rl.families.base import Conditioning, FlowFamily, TransformerCall
 from gcr.training.rl.families.flux import _image_seq_shift
 
-#: Pixel area the edit pipeline resizes source images to (its ``calculate_dimensions``).
-_EDIT_SOURCE_AREA = 1024 * 1024
-
 
 class QwenImageFamily(FlowFamily):
     name = "qwen-image"
     pipeline_classes = ("QwenImagePipeline",)
-    verified = False
+    verified = True
     default_learning_rate = 3e-4  # upstream Qwen-Image-Edit recipe
     default_guidance = None
     default_max_sequence_length = 512
@@ -101,11 +99,13 @@ class QwenImageEditFamily(QwenImageFamily):
     pipeline_classes = ("QwenImageEditPipeline",)
     is_edit = True
     default_learning_rate = 3e-4  # upstream Qwen-Image-Edit recipe
+    #: Pixel area the pipeline resizes source images to (its ``calculate_dimensions``).
+    source_area: ClassVar[int] = 1024 * 1024
 
     @property
     def source_size(self) -> tuple[int, int]:
         ratio = self.width / self.height
-        exact_width = math.sqrt(_EDIT_SOURCE_AREA * ratio)
+        exact_width = math.sqrt(self.source_area * ratio)
         return round(exact_width / 32) * 32, round(exact_width / ratio / 32) * 32
 
     @torch.no_grad()
