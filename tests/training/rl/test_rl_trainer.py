@@ -56,13 +56,13 @@ def test_critic_failures_are_excluded_and_counted(flux_dir: Path, tmp_path: Path
     reward = CombinedReward([WeightedReward("critic", 1.0, CriticReward(critic, max_concurrency=4))])
     trainer = DiffusionNFTTrainer(tiny_config(flux_dir, tmp_path), reward=reward, train_prompts=records(2))
     seen: dict[str, Any] = {}
-    train_on = trainer._train_on
+    train_on = trainer.updater.train_on
 
     def spy(rollout, cond, adv, epoch):
         seen["adv"] = adv
         return train_on(rollout, cond, adv, epoch)
 
-    trainer._train_on = spy  # type: ignore[method-assign]
+    trainer.updater.train_on = spy  # type: ignore[method-assign]
     metrics = trainer.run_epoch(0)
 
     assert critic.calls == 8

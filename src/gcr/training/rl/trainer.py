@@ -22,7 +22,6 @@ epoch and process, so a resumed run continues exactly where it stopped.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -31,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gcr.errors import ConfigError
@@ -42,24 +40,25 @@ from gcr.training.rl.adapters import (
     trainable_parameters,
     update_old_adapter,
     use_old_adapter,
-    use_reference,
 )
-from gcr.training.rl.advantages import AdvantageResult, compute_advantages, population_std
+from gcr.training.rl.advantages import compute_advantages, population_std
 from gcr.training.rl.checkpoint import TrainerState, load_checkpoint, resolve_resume, save_checkpoint
 from gcr.training.rl.config import RLConfig
 from gcr.training.rl.data import PromptRecord, epoch_prompts, load_prompts
 from gcr.training.rl.evaluation import sample_eval_images
 from gcr.training.rl.families import family_for_class, get_family
-from gcr.training.rl.nft_loss import nft_loss
 from gcr.training.rl.rewards import CombinedReward, RewardBatch, WeightedReward, build_rewards, summarize
 from gcr.training.rl.runtime import gather_all, load_pipeline, make_accelerator, resolve_dtype, tracker_config
-from gcr.training.rl.sampling import Rollout, sample_groups, seeded_generator
+from gcr.training.rl.sampling import sample_groups, seeded_generator
+from gcr.training.rl.update import NFTUpdater
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainResult:
+    """What a run did: epochs and optimizer steps done, the final LoRA folder, per-epoch metrics."""
+
     epochs: int
     global_step: int
     lora_dir: Path | None
@@ -155,6 +154,9 @@ class DiffusionNFTTrainer:
             eps=config.adam_epsilon,
         )
         self.model, self.optimizer = self.accelerator.prepare(self.transformer, optimizer)
+        self.updater = NFTUpdater(
+            config, self.accelerator, self.family, self.transformer, self.model, self.optimizer, self.params
+        )
         self.state = TrainerState(family=self.family.name, config=config.to_dict())
         if config.resume_from:
             folder = resolve_resume(config.resume_from, config.output_dir)
@@ -237,7 +239,8 @@ class DiffusionNFTTrainer:
         saturated = [i for ids in gather_all(acc, [records[g].id for g in adv.saturated_groups]) for i in ids]
         if cfg.drop_saturated_prompts and saturated:
             self.state.dropped_prompts = sorted(set(self.state.dropped_prompts) | set(saturated))
-        train_stats = self._train_on(rollout, cond, adv, epoch)
+        train_stats, steps = self.updater.train_on(rollout, cond, adv, epoch)
+        self.state.global_step += steps
         decay = old_adapter_decay(self.state.global_step, cfg.old_decay_rate, cfg.old_decay_max)
         update_old_adapter(self.transformer, decay)
 
@@ -262,116 +265,6 @@ class DiffusionNFTTrainer:
             metrics[f"failures/{kind}"] = float(count)
         self._log(metrics, f"epoch {epoch}")
         return metrics
-
-    # -- training on a rollout ------------------------------------------------------------
-    def _train_on(self, rollout: Rollout, cond: Any, adv: AdvantageResult, epoch: int) -> dict[str, float]:
-        cfg, acc = self.config, self.accelerator
-        valid = np.flatnonzero(adv.mask)
-        n_rows = max(gather_all(acc, len(valid)))
-        if n_rows == 0:
-            logger.warning("epoch %d: no sample can be trained on (all failed, masked or saturated)", epoch)
-            return {"loss": math.nan, "loss/policy": math.nan, "loss/kl": math.nan, "grad_norm": math.nan}
-        n_times = len(rollout.times)
-        per_sample_t = max(1, int(n_times * cfg.timestep_fraction))
-        totals = {"loss": 0.0, "loss/policy": 0.0, "loss/kl": 0.0}
-        weight_sum = 0.0
-        grad_norms: list[float] = []
-        self.model.train()
-        for inner in range(cfg.inner_epochs):
-            gen = seeded_generator(cfg.seed, epoch, acc.process_index, 1 + inner)
-            order = valid[torch.randperm(len(valid), generator=gen).numpy()] if len(valid) else valid
-            rows = [int(i) for i in order]
-            pad = [int(order[k % len(order)]) if len(order) else 0 for k in range(n_rows - len(rows))]
-            sample_ids = torch.tensor(rows + pad, dtype=torch.long)
-            row_weight = torch.tensor([1.0] * len(rows) + [0.0] * len(pad))
-            time_ids = torch.stack(
-                [torch.randperm(n_times, generator=gen)[:per_sample_t] for _ in range(n_rows)]
-            )
-            for step_rows in np.array_split(np.arange(n_rows), cfg.gradient_steps_per_epoch):
-                if len(step_rows) == 0:
-                    continue
-                norm = max(float(row_weight[step_rows].sum()), 1.0) * per_sample_t
-                micro = [
-                    (step_rows[i : i + cfg.train_batch_size], j)
-                    for i in range(0, len(step_rows), cfg.train_batch_size)
-                    for j in range(per_sample_t)
-                ]
-                for m, (chunk, j) in enumerate(micro):
-                    chunk_t = torch.as_tensor(chunk)
-                    sync = contextlib.nullcontext() if m == len(micro) - 1 else acc.no_sync(self.model)
-                    with sync:
-                        stats = self._micro_step(
-                            rollout,
-                            cond,
-                            adv,
-                            sample_ids[chunk_t],
-                            rollout.times[time_ids[chunk_t, j]],
-                            row_weight[chunk_t],
-                            norm,
-                            gen,
-                        )
-                    for key in totals:
-                        totals[key] += stats[key]
-                    weight_sum += stats["weight"]
-                grad_norm = acc.clip_grad_norm_(self.params, cfg.max_grad_norm)
-                grad_norms.append(float(grad_norm))
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.state.global_step += 1
-        self.model.eval()
-        out = {k: v / max(weight_sum, 1.0) for k, v in totals.items()}
-        out["grad_norm"] = float(np.mean(grad_norms))
-        out["advantage/abs_mean"] = float(np.abs(adv.advantages[adv.mask]).mean()) if adv.mask.any() else 0.0
-        return out
-
-    def _micro_step(
-        self,
-        rollout: Rollout,
-        cond: Any,
-        adv: AdvantageResult,
-        ids: torch.Tensor,
-        t: torch.Tensor,
-        row_weight: torch.Tensor,
-        norm: float,
-        gen: torch.Generator,
-    ) -> dict[str, float]:
-        cfg, acc = self.config, self.accelerator
-        device = acc.device
-        x0 = rollout.latents[ids.to(rollout.latents.device)].to(device).float()
-        t = t.to(device=device, dtype=torch.float32)
-        noise = torch.randn(x0.shape, generator=gen, dtype=torch.float32).to(device)
-        t_b = t.view(-1, *([1] * (x0.ndim - 1)))
-        x_t = (1.0 - t_b) * x0 + t_b * noise
-        model_in = x_t.to(self.family.dtype)
-        c = cond.take(rollout.prompt_index[ids])
-        r = torch.as_tensor(adv.nft_weight[ids.numpy()], dtype=torch.float32, device=device)
-        with acc.autocast():
-            with torch.no_grad():
-                with use_old_adapter(self.transformer):
-                    v_old = self.family.velocity(self.transformer, model_in, t, c)
-                with use_reference(self.transformer):
-                    v_ref = self.family.velocity(self.transformer, model_in, t, c)
-            v_theta = self.family.velocity(self.model, model_in, t, c)
-        terms = nft_loss(
-            v_theta,
-            v_old,
-            v_ref,
-            x_t,
-            x0,
-            t,
-            r,
-            beta=cfg.beta,
-            kl_weight=cfg.kl_weight,
-            policy_scale=cfg.policy_loss_scale,
-        )
-        w = row_weight.to(device)
-        acc.backward((terms.loss * w).sum() / norm)
-        return {
-            "loss": float((terms.loss.detach() * w).sum()),
-            "loss/policy": float((terms.policy * w).sum()),
-            "loss/kl": float((terms.kl * w).sum()),
-            "weight": float(w.sum()),
-        }
 
     # -- evaluation, checkpoints ---------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
