@@ -211,6 +211,7 @@ class DiffusionNFTTrainer:
             )
             return None
         sources = self._sources(records)
+        phase = time.perf_counter()
         with torch.no_grad(), acc.autocast():
             cond = self.family.encode([r.prompt for r in records], sources if self.family.is_edit else None)
             with use_old_adapter(self.transformer):
@@ -223,8 +224,11 @@ class DiffusionNFTTrainer:
                     batch_size=cfg.sample_batch_size,
                     generator=seeded_generator(cfg.seed, epoch, acc.process_index, 0),
                 )
+        timings = {"time/sample_s": time.perf_counter() - phase}
+        phase = time.perf_counter()
         index = rollout.prompt_index.tolist()
         batch = self.reward(rollout.images, [records[i].prompt for i in index], [sources[i] for i in index])
+        timings["time/reward_s"] = time.perf_counter() - phase
         everyone = RewardBatch.concat(gather_all(acc, batch))
         adv = compute_advantages(
             batch.as_array(),
@@ -239,14 +243,17 @@ class DiffusionNFTTrainer:
         saturated = [i for ids in gather_all(acc, [records[g].id for g in adv.saturated_groups]) for i in ids]
         if cfg.drop_saturated_prompts and saturated:
             self.state.dropped_prompts = sorted(set(self.state.dropped_prompts) | set(saturated))
+        phase = time.perf_counter()
         train_stats, steps = self.updater.train_on(rollout, cond, adv, epoch)
         self.state.global_step += steps
+        timings["time/train_s"] = time.perf_counter() - phase
         decay = old_adapter_decay(self.state.global_step, cfg.old_decay_rate, cfg.old_decay_max)
         update_old_adapter(self.transformer, decay)
 
         counts = gather_all(acc, [adv.trained_samples, len(adv.saturated_groups), len(adv.sparse_groups)])
         metrics = dict(summarize(everyone))
         metrics.update(train_stats)
+        metrics.update(timings)
         metrics.update(
             {
                 "epoch": float(epoch),
