@@ -77,6 +77,17 @@ def test_critic_failures_are_excluded_and_counted(flux_dir: Path, tmp_path: Path
     assert adv.advantages[1] == 0.0 and adv.advantages[6] == 0.0
 
 
+def test_an_epoch_where_nothing_could_be_scored_stops_the_run(flux_dir: Path, tmp_path: Path) -> None:
+    from gcr.errors import RewardError
+
+    critic = FakeCritic(fail=lambda i: True)
+    reward = CombinedReward([WeightedReward("critic", 1.0, CriticReward(critic))])
+    trainer = DiffusionNFTTrainer(tiny_config(flux_dir, tmp_path), reward=reward, train_prompts=records(2))
+    with pytest.raises(RewardError, match=r"no sample could be scored \(critic/CritiqueParseError ×8\)"):
+        trainer.run_epoch(0)
+    assert trainer.state.global_step == 0
+
+
 def test_saturated_prompts_are_masked_and_dropped(flux_dir: Path, tmp_path: Path) -> None:
     seen: list[list[str]] = []
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from gcr.errors import ConfigError
+from gcr.errors import ConfigError, RewardError
 from gcr.training.rl.adapters import (
     add_lora_adapters,
     old_adapter_decay,
@@ -73,7 +73,8 @@ class DiffusionNFTTrainer:
         config: the run settings.
         reward: a :class:`CombinedReward` or a plain callable ``(images, prompts, sources) ->
             list[float | None]``; default: built from ``config.rewards``.
-        pipeline: an already loaded pipeline (default: loaded from ``config.pretrained_model``).
+        pipeline: an already loaded pipeline on the accelerator's device (default: loaded from
+            ``config.pretrained_model`` and moved there).
         train_prompts / eval_prompts: prompt records (default: read from the config's files).
         accelerator: an ``accelerate.Accelerator`` (default: made from the config).
     """
@@ -103,6 +104,11 @@ class DiffusionNFTTrainer:
             self.pipe = pipeline
             name = type(pipeline).__name__
             family_cls = family_for_class(name) if config.family == "auto" else get_family(config.family)
+            if name not in family_cls.pipeline_classes:
+                raise ConfigError(
+                    f"family {family_cls.name!r} expects {', '.join(family_cls.pipeline_classes)}, "
+                    f"got a {name}"
+                )
             for component in pipeline.components.values():
                 if isinstance(component, torch.nn.Module):
                     component.requires_grad_(False)
@@ -230,6 +236,12 @@ class DiffusionNFTTrainer:
         batch = self.reward(rollout.images, [records[i].prompt for i in index], [sources[i] for i in index])
         timings["time/reward_s"] = time.perf_counter() - phase
         everyone = RewardBatch.concat(gather_all(acc, batch))
+        if everyone.total and everyone.failed == len(everyone.total):
+            kinds = ", ".join(f"{k} ×{n}" for k, n in everyone.failure_kinds.most_common(3))
+            raise RewardError(
+                f"epoch {epoch}: no sample could be scored ({kinds}); check the reward (is the critic "
+                "server up and answering in the critique layout?)"
+            )
         adv = compute_advantages(
             batch.as_array(),
             rollout.prompt_index.numpy(),
