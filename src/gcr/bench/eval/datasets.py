@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +35,15 @@ logger = logging.getLogger(__name__)
 _BATCH_ROWS = 32
 
 
-class _Source:
+class _Source(ABC):
     """Rows of one dataset, streamed, each with the folder its relative paths start from."""
 
     columns: list[str]
     num_rows: int
 
+    @abstractmethod
     def rows(self, columns: Sequence[str] | None = None) -> Iterator[tuple[dict[str, Any], Path]]:
-        raise NotImplementedError
+        """Yield ``(row, base folder)`` pairs, reading only ``columns`` when given."""
 
 
 def _pyarrow_parquet() -> Any:
