@@ -175,9 +175,18 @@ async def run_bench(
     try:
         if todo:
             await _run_cases(
-                todo, prompt_set.task, template, settings, folder, clock, session, outcome,
+                todo,
+                prompt_set.task,
+                template,
+                settings,
+                folder,
+                clock,
+                session,
+                outcome,
                 stores={"results": (store, done), "baseline": (base_store, base_done)},
-                load=load, on_result=on_result, on_event=on_event,
+                load=load,
+                on_result=on_result,
+                on_event=on_event,
             )
     finally:
         store.close()

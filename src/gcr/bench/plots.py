@@ -47,8 +47,13 @@ def reward_plot(summary: Mapping[str, Any]) -> bytes:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     if bars:
         errors = list(zip(*(_error(f) for _, f in bars), strict=True))
-        left.bar([n for n, _ in bars], [f["mean"] for _, f in bars], yerr=errors, capsize=6,
-                 color=["#999", "#2a7", "#47c"][: len(bars)])
+        left.bar(
+            [n for n, _ in bars],
+            [f["mean"] for _, f in bars],
+            yerr=errors,
+            capsize=6,
+            color=["#999", "#2a7", "#47c"][: len(bars)],
+        )
     left.set_ylim(0, 1)
     left.set_ylabel("mean normalized reward")
     left.set_title("reward (95% CI)")

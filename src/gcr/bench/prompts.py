@@ -125,8 +125,12 @@ def _load_builtin(name: str) -> PromptSet:
     ids = [c.id for c in cases]
     if len(set(ids)) != len(ids):
         raise DatasetError(f"built-in set {name!r} repeats a prompt id")
-    return PromptSet(name=name.strip().lower(), source=BUILTIN_PREFIX + name.strip().lower(), cases=cases,
-                     task=_set_task(cases, where))
+    return PromptSet(
+        name=name.strip().lower(),
+        source=BUILTIN_PREFIX + name.strip().lower(),
+        cases=cases,
+        task=_set_task(cases, where),
+    )
 
 
 def _load_path(path: Path) -> PromptSet:
@@ -137,8 +141,12 @@ def _load_path(path: Path) -> PromptSet:
     cases = _build_cases(rows, where)
     if not cases:
         raise DatasetError(f"{where} holds no prompts")
-    return PromptSet(name=path.stem if path.is_file() else path.name, source=str(path), cases=cases,
-                     task=_set_task(cases, where))
+    return PromptSet(
+        name=path.stem if path.is_file() else path.name,
+        source=str(path),
+        cases=cases,
+        task=_set_task(cases, where),
+    )
 
 
 # --------------------------------------------------------------------------- rows

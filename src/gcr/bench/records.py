@@ -49,9 +49,7 @@ def refine_record(case: BenchCase, values: Mapping[str, Any], root: Path, elapse
     first = rounds[0] if rounds else None
     initial = None
     if first is not None:
-        initial = next(
-            (c for c in candidates if c["round"] == 0 and c["index"] == first["best_index"]), None
-        )
+        initial = next((c for c in candidates if c["round"] == 0 and c["index"] == first["best_index"]), None)
     return {
         **base_record(case),
         "status": "ok",

@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +72,8 @@ def write_bench_report(folder: BenchFolder) -> tuple[Path, Path]:
     baselines = folder.records("baseline")
     text = render_html(folder, summary, records, baselines)
     report_path = folder.path / REPORT_FILE
-    tmp = report_path.with_suffix(".html.tmp")
+    # Two shards finishing together may both write the report: each through its own temporary file.
+    tmp = report_path.with_name(f".{REPORT_FILE}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(report_path)
     return summary_path, report_path
@@ -169,8 +171,13 @@ def render_html(
         parts.append(
             _table(
                 [
-                    (_dimension_name(k), d["n"], _fmt(d["initial_mean"]), _fmt(d["final_mean"]),
-                     _ci(d["delta"]))
+                    (
+                        _dimension_name(k),
+                        d["n"],
+                        _fmt(d["initial_mean"]),
+                        _fmt(d["final_mean"]),
+                        _ci(d["delta"]),
+                    )
                     for k, d in dims.items()
                 ],
                 ("dimension", "n", "initial", "final", "delta [95% CI]"),
@@ -189,8 +196,10 @@ def render_html(
                     ("refine (final)", _ci(baseline["refine"])),
                     ("refine - best-of-n", _ci(baseline["delta"])),
                     ("win rate, refine over best-of-n", _rate(baseline["win_rate"])),
-                    ("generations (refine / best-of-n)",
-                     f"{baseline['refine_generations']} / {baseline['baseline_generations']}"),
+                    (
+                        "generations (refine / best-of-n)",
+                        f"{baseline['refine_generations']} / {baseline['baseline_generations']}",
+                    ),
                 ]
             ),
         ]
@@ -210,8 +219,14 @@ def render_html(
         parts.append(
             _table(
                 [
-                    (name, c["n"], _fmt(c["initial_mean"]), _fmt(c["final_mean"]), _fmt(c["delta_mean"]),
-                     _fmt(c["win_rate"], 2))
+                    (
+                        name,
+                        c["n"],
+                        _fmt(c["initial_mean"]),
+                        _fmt(c["final_mean"]),
+                        _fmt(c["delta_mean"]),
+                        _fmt(c["win_rate"], 2),
+                    )
                     for name, c in summary["categories"].items()
                 ],
                 ("category", "n", "initial", "final", "delta", "win rate"),
@@ -225,8 +240,12 @@ def render_html(
     parts.append(_gallery_html(folder, summary["gallery"], records, baselines))
     if summary["failures"]:
         parts.append("<h2>Failed prompts</h2><p class='note'>Rerun the same command to retry them.</p>")
-        parts.append(_table([(f["id"], f.get("type", ""), f.get("message", "")) for f in summary["failures"]],
-                            ("id", "error", "message")))
+        parts.append(
+            _table(
+                [(f["id"], f.get("type", ""), f.get("message", "")) for f in summary["failures"]],
+                ("id", "error", "message"),
+            )
+        )
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -255,8 +274,7 @@ def _throughput_html(summary: Mapping[str, Any]) -> str:
         "<h2>Throughput and time by stage</h2>"
         + _table(rows)
         + "<p class='note'>Seconds of work per stage in the refine runs, summed over calls "
-        "(critiques in flight together each count in full):</p>"
-        + _table(stage, ("stage", "seconds"))
+        "(critiques in flight together each count in full):</p>" + _table(stage, ("stage", "seconds"))
     )
 
 
@@ -284,8 +302,9 @@ def _card(
         (record.get("best_image"), f"final (round {record['best_round']}): {record['final_reward']:.3f}"),
     ]
     if show == "baseline" and baseline:
-        figures.append((baseline.get("best_image"), f"best of {baseline['generations']}: "
-                                                    f"{baseline['best_reward']:.3f}"))
+        figures.append(
+            (baseline.get("best_image"), f"best of {baseline['generations']}: {baseline['best_reward']:.3f}")
+        )
     cells = "".join(
         f"<figure>{_thumb(folder, p)}<figcaption>{esc(c)}</figcaption></figure>" for p, c in figures
     )

@@ -136,8 +136,9 @@ class BenchFolder:
                 if previous is None or (previous.get("status") != "ok" and record.get("status") == "ok"):
                     merged[case_id] = record
                 elif previous.get("status") == "ok" and record.get("status") == "ok":
-                    logger.warning("prompt %s has finished records in two result files; keeping the first",
-                                   case_id)
+                    logger.warning(
+                        "prompt %s has finished records in two result files; keeping the first", case_id
+                    )
         return merged
 
     # ------------------------------------------------------------------ settings

@@ -94,10 +94,7 @@ def dimension_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         keys += [k for k in r["final_scores"] if k not in keys]
     out: dict[str, Any] = {}
     for key in keys:
-        pairs = [
-            (r["initial_scores"].get(key), r["final_scores"].get(key))
-            for r in rows
-        ]
+        pairs = [(r["initial_scores"].get(key), r["final_scores"].get(key)) for r in rows]
         pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
         out[key] = {
             "n": len(pairs),
@@ -137,11 +134,7 @@ def _has_baseline(baselines: Mapping[str, Mapping[str, Any]], case_id: str) -> b
 def baseline_figures(
     rows: Sequence[Mapping[str, Any]], baselines: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any] | None:
-    paired = [
-        (r, baselines[r["id"]])
-        for r in rows
-        if _has_baseline(baselines, r["id"])
-    ]
+    paired = [(r, baselines[r["id"]]) for r in rows if _has_baseline(baselines, r["id"])]
     if not paired:
         return None
     refine = [r["final_reward"] for r, _ in paired]

@@ -67,7 +67,9 @@ def template_from_options(options: dict[str, Any]) -> Any:
     width, height = parse_size(options["size"])
     weights = RewardSpec.parse(options["reward"])
     generator_options = {
-        "device": options["device"], "dtype": options["dtype"], "offload": options["offload"] or None,
+        "device": options["device"],
+        "dtype": options["dtype"],
+        "offload": options["offload"] or None,
     }
     spec = RunSpec(
         prompt="",
@@ -181,11 +183,11 @@ async def _run(prompt_set: Any, template: Any, folder: Any, settings: Any, progr
 
 
 def _report(folder: Any, *, as_json: bool) -> None:
-    from gcr.bench.report import build_summary, write_bench_report
+    from gcr.bench.report import write_bench_report
     from gcr.cli.bench_view import render_summary
 
-    _, report_path = write_bench_report(folder)
-    summary = build_summary(folder)
+    summary_path, report_path = write_bench_report(folder)
+    summary = json.loads(summary_path.read_text("utf-8"))
     if as_json:
         console.out(json.dumps(summary, indent=2, ensure_ascii=False), highlight=False)
         return
@@ -238,22 +240,55 @@ def _bench_parameters() -> list[inspect.Parameter]:
         str,
     )
     own = [
-        param("baseline", typer.Option(
-            "none", "--baseline", help="best-of-n: also score as many plain generations as refinement used.",
-        ), str),
-        param("concurrency", typer.Option(
-            8, "--concurrency", min=1, help="Critic requests in flight at once.",
-        ), int),
-        param("in_flight", typer.Option(
-            None, "--in-flight", min=1, help="Prompts refined at once (default: concurrency + 2).",
-        ), int | None),
+        param(
+            "baseline",
+            typer.Option(
+                "none",
+                "--baseline",
+                help="best-of-n: also score as many plain generations as refinement used.",
+            ),
+            str,
+        ),
+        param(
+            "concurrency",
+            typer.Option(
+                8,
+                "--concurrency",
+                min=1,
+                help="Critic requests in flight at once.",
+            ),
+            int,
+        ),
+        param(
+            "in_flight",
+            typer.Option(
+                None,
+                "--in-flight",
+                min=1,
+                help="Prompts refined at once (default: concurrency + 2).",
+            ),
+            int | None,
+        ),
         param("limit", typer.Option(None, "--limit", min=1, help="Only the first N prompts."), int | None),
-        param("out", typer.Option(
-            None, "--out", "-o", help="Benchmark folder (default: gcr-bench/SET-GENERATOR); rerun resumes.",
-        ), Path | None),
-        param("shard", typer.Option(
-            None, "--shard", help="Run shard I of N (I/N); default from RANK/WORLD_SIZE (accelerate launch).",
-        ), str | None),
+        param(
+            "out",
+            typer.Option(
+                None,
+                "--out",
+                "-o",
+                help="Benchmark folder (default: gcr-bench/SET-GENERATOR); rerun resumes.",
+            ),
+            Path | None,
+        ),
+        param(
+            "shard",
+            typer.Option(
+                None,
+                "--shard",
+                help="Run shard I of N (I/N); default from RANK/WORLD_SIZE (accelerate launch).",
+            ),
+            str | None,
+        ),
         param("as_json", typer.Option(False, "--json", help="Print summary.json instead of tables."), bool),
     ]
     return [prompts, *[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in shared], *own]

@@ -136,12 +136,20 @@ def render_summary(console: Console, summary: dict[str, Any], report: Path) -> N
     dims = {k: d for k, d in summary["dimensions"].items() if d["n"]}
     if dims:
         per_dim = Table(title="Per dimension (1-4)", title_justify="left")
-        for name, justify in (("dimension", "left"), ("n", "right"), ("round 0", "right"), ("final", "right"),
-                              ("change (95% CI)", "right")):
+        for name, justify in (
+            ("dimension", "left"),
+            ("n", "right"),
+            ("round 0", "right"),
+            ("final", "right"),
+            ("change (95% CI)", "right"),
+        ):
             per_dim.add_column(name, justify=justify)  # type: ignore[arg-type]
         for key, d in dims.items():
             per_dim.add_row(
-                _SHORT.get(key, key), str(d["n"]), f"{d['initial_mean']:.2f}", f"{d['final_mean']:.2f}",
+                _SHORT.get(key, key),
+                str(d["n"]),
+                f"{d['initial_mean']:.2f}",
+                f"{d['final_mean']:.2f}",
                 _ci(d["delta"]),
             )
         console.print(per_dim)
