@@ -287,3 +287,23 @@ def test_merge_rebuilds_the_report(monkeypatch, capsys, tmp_path: Path, name: st
     assert code == 0, err
     assert "reward, round 0" in out and "0.750" in out and "1.000" in out
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_accelerate_launch_shards_the_prompts(tmp_path: Path) -> None:
+    """``accelerate launch`` sets RANK/WORLD_SIZE/LOCAL_RANK (through torchrun); no process group needed."""
+    rows = [{"id": f"a{i}", "prompt": f"accelerate test {i} [base 2]"} for i in range(4)]
+    prompts = write_jsonl(tmp_path / "p.jsonl", rows)
+    accelerate = Path(sys.executable).with_name("accelerate")
+    launcher = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]  # fmt: skip
+    with PixelCriticServer(PixelScript(), latency=0.02) as server:
+        cmd = _command(prompts, tmp_path / "out", server.url, None, "--max-rounds", "2", "--json")
+        done = subprocess.run(
+            [*launcher, *cmd[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
+    assert done.returncode == 0, done.stderr
+    shards = sorted(p.name for p in (tmp_path / "out" / "shards").iterdir())
+    assert shards == ["rank-00-of-02", "rank-01-of-02"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["counts"]["finished"] == 4 and summary["throughput"]["sessions"] == 2
