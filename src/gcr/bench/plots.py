@@ -88,11 +88,15 @@ def rounds_plot(summary: Mapping[str, Any]) -> bytes | None:
         return None
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    from matplotlib.ticker import MaxNLocator
+
     left.bar(list(rounds["histogram"]), list(rounds["histogram"].values()), color="#999")
     left.set_xlabel("rounds used")
     left.set_ylabel("prompts")
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))
     reasons = rounds["stop_reasons"]
     right.barh(list(reasons), list(reasons.values()), color="#c84")
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_xlabel("prompts")
     right.set_title("why runs stopped")
     return _png(fig)
