@@ -197,3 +197,11 @@ def test_edit_cases_run_with_materialized_sources(tmp_path: Path) -> None:
     }
     source = tmp_path / "out" / "inputs" / "e1" / "source-0.png"
     assert Image.open(source).getpixel((0, 0)) == (10, 200, 10)
+
+
+def test_generator_must_match_the_prompt_set_task(tmp_path: Path, prompts) -> None:
+    from gcr.errors import InputError
+
+    with pytest.raises(InputError, match="holds t2i cases but the generator pixel is for edit"):
+        run(prompts, tmp_path / "out", PixelGenerator(task="edit"), PixelCritic())
+    assert not (tmp_path / "out" / "results.jsonl").exists() and not (tmp_path / "out" / "runs").exists()

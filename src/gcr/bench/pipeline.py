@@ -46,7 +46,7 @@ from gcr.bench.results import BenchFolder, Kind, write_json_atomic
 from gcr.bench.shard import ShardInfo
 from gcr.bench.stages import BoundedCritic, GeneratorWorker, StageClock
 from gcr.critic.schema import Task
-from gcr.errors import ConfigError, CriticUnavailableError, GCRError, RunError
+from gcr.errors import ConfigError, CriticUnavailableError, GCRError, InputError, RunError
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +225,11 @@ async def _run_cases(
     generator = GeneratorWorker(components.generator, clock)
     critic = BoundedCritic(components.critic, settings.concurrency, clock)
     try:
+        if Task.parse(generator.task) is not task:
+            raise InputError(
+                f"the prompt set holds {task.value} cases but the generator {generator.model_id} is for "
+                f"{Task.parse(generator.task).value}: choose a generator for {task.value}"
+            )
         folder.check_settings({"critic": components.critic.model_id})
         builder = build_graph(
             generator=generator,
@@ -360,7 +365,10 @@ def _size_default_executor(template: RunSpec, settings: BenchSettings) -> None:
 
 
 class _Session:
-    """This process's timing record in ``sessions/``, rewritten after every result."""
+    """This process's timing record in ``sessions/``, rewritten after a result (at most every few seconds)."""
+
+    #: Seconds between two rewrites while running (each one merges every recorded interval).
+    EVERY_S = 2.0
 
     def __init__(self, folder: BenchFolder, shard: ShardInfo, clock: StageClock) -> None:
         self.clock = clock
@@ -368,6 +376,7 @@ class _Session:
         self.started = time.monotonic()
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         self.path = folder.session_file(shard, stamp)
+        self.last_write = 0.0
         self.data: dict[str, Any] = {
             "rank": shard.rank,
             "world_size": shard.world_size,
@@ -394,6 +403,9 @@ class _Session:
         self.write()
 
     def write(self, final: bool = False) -> dict[str, Any]:
+        if not final and time.monotonic() - self.last_write < self.EVERY_S:
+            return dict(self.data)
+        self.last_write = time.monotonic()
         self.data.update(self.clock.figures())
         self.data["wall_s"] = time.monotonic() - self.started
         self.data["ended_at"] = self.started_wall + self.data["wall_s"]
