@@ -205,3 +205,16 @@ def test_generator_must_match_the_prompt_set_task(tmp_path: Path, prompts) -> No
     with pytest.raises(InputError, match="holds t2i cases but the generator pixel is for edit"):
         run(prompts, tmp_path / "out", PixelGenerator(task="edit"), PixelCritic())
     assert not (tmp_path / "out" / "results.jsonl").exists() and not (tmp_path / "out" / "runs").exists()
+
+
+def test_http_critic_backend_takes_the_bench_concurrency(tmp_path: Path, prompts) -> None:
+    from benchkit import PixelCriticServer, PixelScript
+
+    from gcr.critic.loading import load_critic
+
+    with PixelCriticServer(PixelScript(), latency=0.1) as server:
+        critic = load_critic(server.url)  # the backend's own default limit is 16
+        critic.backend.max_concurrency = 2  # as if loaded with a low limit
+        spec = template(candidates=3, max_rounds=1)
+        run(prompts, tmp_path / "out", PixelGenerator(), critic, spec, concurrency=6, in_flight=6)
+        assert critic.backend.max_concurrency == 6 and server.max_in_flight == 6

@@ -221,6 +221,7 @@ async def _run_cases(
 ) -> None:
     template = _place_generator(template, settings.shard)
     components = await asyncio.to_thread(load, template, task)
+    _widen_critic_backend(components.critic, settings.concurrency)
     session.loaded()
     generator = GeneratorWorker(components.generator, clock)
     critic = BoundedCritic(components.critic, settings.concurrency, clock)
@@ -320,6 +321,20 @@ async def _run_graph(builder: Any, run_folder: RunFolder, spec: RunSpec, on_even
     if not outcome.finished:
         raise RunError(f"the run in {run_folder.path} paused before finishing")
     return outcome.values
+
+
+def _widen_critic_backend(critic: Any, concurrency: int) -> None:
+    """Let an HTTP critic backend (its own limit: 16 by default) send ``concurrency`` requests at once.
+
+    The backend makes its request semaphore from ``max_concurrency`` on first use in an
+    event loop, so raising it before the run starts takes effect; the bounded critic
+    around it keeps the limit at ``concurrency``.
+    """
+    backend = getattr(critic, "backend", None)
+    limit = getattr(backend, "max_concurrency", None)
+    if isinstance(limit, int) and limit < concurrency:
+        logger.info("raising the critic backend's request limit from %d to %d", limit, concurrency)
+        backend.max_concurrency = concurrency  # type: ignore[union-attr]
 
 
 def _materialize_sources(case: BenchCase, folder: BenchFolder) -> list[str]:
