@@ -225,7 +225,9 @@ def test_kill_9_then_rerun_finishes_without_redoing_work(tmp_path: Path) -> None
     ]  # finished prompts: not regenerated
     counts = Counter(before + after)
     assert len(counts) == 24  # 8 prompts x 3 rounds
-    assert sum(n - 1 for n in counts.values()) <= 1  # at most the generation in flight at the kill is redone
+    # Redone at most: the generation in flight at the kill, and one that had just returned but whose
+    # image file was not complete yet (the next generation may start meanwhile).
+    assert sum(n - 1 for n in counts.values()) <= 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["finished"] == 8 and summary["throughput"]["sessions"] == 2
 

