@@ -20,7 +20,7 @@ with ``ainvoke``/``astream``.
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
@@ -101,7 +101,9 @@ def build_graph(
         stopping=stopping,
         cache=cache,
         defaults=defaults if defaults is not None else RefineContext(),
-        generation_slots=threading.Semaphore(max_parallel_generations),
+        generator_executor=ThreadPoolExecutor(
+            max_workers=max_parallel_generations, thread_name_prefix="gcr-generator"
+        ),
     )
     builder = StateGraph(
         RefineState, context_schema=RefineContext, input_schema=RefineInput, output_schema=RefineOutput

@@ -4,8 +4,8 @@ Each prompt runs the very graph ``gcr refine`` runs (:func:`gcr.agent.build_grap
 through :func:`gcr.agent.runner.run_refine`, with its own run folder and SQLite
 checkpointer). Many prompts run at once as asyncio tasks that share:
 
-* one generator, behind a :class:`~gcr.bench.stages.GeneratorWorker` (one
-  thread, one call at a time: the GPU), and
+* one generator (the graph runs its calls one at a time on a dedicated
+  thread: the GPU), timed by :class:`~gcr.bench.stages.TimedGenerator`, and
 * one critic, behind a :class:`~gcr.bench.stages.BoundedCritic` (at most
   ``concurrency`` requests in flight).
 
@@ -30,7 +30,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +43,7 @@ from gcr.bench.prompts import BenchCase, PromptSet
 from gcr.bench.records import Stopwatch, failure_record, refine_record
 from gcr.bench.results import BenchFolder, Kind, write_json_atomic
 from gcr.bench.shard import ShardInfo
-from gcr.bench.stages import BoundedCritic, GeneratorWorker, StageClock
+from gcr.bench.stages import BoundedCritic, StageClock, TimedGenerator
 from gcr.critic.schema import Task
 from gcr.errors import ConfigError, CriticUnavailableError, GCRError, InputError, RunError
 
@@ -223,7 +222,7 @@ async def _run_cases(
     components = await asyncio.to_thread(load, template, task)
     _widen_critic_backend(components.critic, settings.concurrency)
     session.loaded()
-    generator = GeneratorWorker(components.generator, clock)
+    generator = TimedGenerator(components.generator, clock)
     critic = BoundedCritic(components.critic, settings.concurrency, clock)
     try:
         if Task.parse(generator.task) is not task:
@@ -239,7 +238,6 @@ async def _run_cases(
             cache=components.cache,
             max_parallel_generations=1,
         )
-        _size_default_executor(template, settings)
         slots = asyncio.Semaphore(settings.prompts_in_flight)
 
         def record(kind: Kind, rec: dict[str, Any]) -> None:
@@ -264,7 +262,6 @@ async def _run_cases(
         finally:
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        generator.close()
         await components.aclose()
 
 
@@ -360,23 +357,6 @@ def _place_generator(template: RunSpec, shard: ShardInfo) -> RunSpec:
     if device is not None:
         options["device"] = device
     return dataclasses.replace(template, generator_options=options)
-
-
-def _size_default_executor(template: RunSpec, settings: BenchSettings) -> None:
-    """Give the loop enough worker threads for every generation that may wait for the generator.
-
-    Each candidate's ``generate`` node waits for the generator in a worker thread; if
-    those waiters filled the pool, critiques (which decode images in worker threads)
-    would queue behind them and the pipeline would stall.
-    """
-    context = template.context
-    per_round = int(context.get("candidates") or 1)
-    per_run = per_round
-    if settings.baseline == "best-of-n":  # one round of every image the refine run made
-        per_run = per_round * int(context.get("max_rounds") or 1)
-    workers = min(1024, settings.prompts_in_flight * per_run + settings.concurrency + 8)
-    loop = asyncio.get_running_loop()
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gcr-bench"))
 
 
 class _Session:

@@ -1,8 +1,8 @@
 """The two busy stages of a benchmark run, wrapped so they can be shared, bounded and timed.
 
-* :class:`GeneratorWorker` runs every call of the generator on one dedicated
-  worker thread (a diffusers pipeline on one GPU is one resource; it is not
-  thread-safe, and CUDA state stays with one thread).
+* :class:`TimedGenerator` times every generator call (the refine graph itself
+  runs them one at a time on its own generator thread: a diffusers pipeline on
+  one GPU is one resource and is not thread-safe).
 * :class:`BoundedCritic` lets at most ``concurrency`` critic requests be in
   flight at once, whoever asks.
 
@@ -17,7 +17,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,17 +101,12 @@ def peak_concurrency(intervals: Sequence[Interval]) -> int:
     return peak
 
 
-class GeneratorWorker:
-    """A :class:`~gcr.generators.base.Generator` that runs every call on one dedicated thread.
-
-    Callers (the refine graph's ``generate`` nodes, from asyncio worker threads)
-    block until their call is done; calls run one after another in arrival order.
-    """
+class TimedGenerator:
+    """A :class:`~gcr.generators.base.Generator` that records when each of its calls ran."""
 
     def __init__(self, inner: Generator, clock: StageClock | None = None) -> None:
         self.inner = inner
         self.clock = clock or StageClock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcr-generator")
 
     @property
     def model_id(self) -> str:
@@ -123,17 +117,11 @@ class GeneratorWorker:
         return self.inner.task
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
-        return self._executor.submit(self._timed, request).result()
-
-    def _timed(self, request: GenerationRequest) -> GenerationResult:
         start = time.monotonic()
         try:
             return self.inner.generate(request)
         finally:
             self.clock.add("generate", start, time.monotonic())
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
 
 
 class BoundedCritic:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +25,10 @@ class NodeDeps:
 
     ``defaults`` are the settings used when a run's context is not a
     :class:`RefineContext` (for example when the graph is mounted in a host graph
-    with a context schema of its own). ``generation_slots`` bounds how many
-    generator calls run at once (diffusers pipelines are not thread-safe).
+    with a context schema of its own). ``generator_executor`` runs every generator
+    call; its worker count bounds how many run at once (diffusers pipelines are not
+    thread-safe). Calls waiting for it queue inside the executor, so they never hold
+    the event loop's default worker threads that image decoding and encoding need.
     """
 
     generator: Generator
@@ -36,7 +38,9 @@ class NodeDeps:
     stopping: StoppingPolicy | None
     cache: ArtifactCache | None
     defaults: RefineContext
-    generation_slots: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
+    generator_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcr-generator")
+    )
 
     @property
     def task(self) -> Task:

@@ -2,9 +2,10 @@
 
 Lookup order: the run folder (a re-run of this very task after a resume), then
 the content-keyed cache (a repeated run), then the generator. Generator calls
-are bounded by ``NodeDeps.generation_slots``; generation and all PNG work run
-in a worker thread, so the event loop stays free. The image goes to the run
-folder; its path, never its bytes, travels on to ``critique``.
+run on ``NodeDeps.generator_executor`` (its worker count bounds them); lookups
+and PNG work run in the loop's worker threads, so the event loop stays free and
+a candidate waiting for the generator holds no thread. The image goes to the
+run folder; its path, never its bytes, travels on to ``critique``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def make_generate(deps: NodeDeps) -> GenerateNode:
             seed=task["seed"],
             source_digests=task["source_digests"],
         )
-        digest, seconds, cached = await asyncio.to_thread(_produce, deps, task, params, key, target, sidecar)
+        digest, seconds, cached = await _produce(deps, task, params, key, target, sidecar)
         folder.write_text(sidecar, json.dumps({"key": key, "image_digest": digest, "seed": task["seed"]}))
         deps.emit(
             runtime,
@@ -70,24 +71,38 @@ def make_generate(deps: NodeDeps) -> GenerateNode:
     return generate
 
 
-def _produce(
+async def _produce(
     deps: NodeDeps, task: CandidateTask, params: dict[str, Any], key: str, target: Path, sidecar: Path
 ) -> tuple[str, float, bool]:
-    """Find or make the candidate's image at ``target``: (pixel digest, generator seconds, cached).
-
-    Runs in a worker thread: generation, PNG encoding and decoding stay off the event loop.
-    """
-    found = _from_run_folder(target, sidecar, key) or _from_cache(deps, key, target)
+    """Find or make the candidate's image at ``target``: (pixel digest, generator seconds, cached)."""
+    found = await asyncio.to_thread(_find, deps, key, target, sidecar)
     if found is not None:
         return found, 0.0, True
-    request = GenerationRequest(
+    request = await asyncio.to_thread(_request, task, params)
+    loop = asyncio.get_running_loop()
+    result, seconds = await loop.run_in_executor(deps.generator_executor, _call_generator, deps, request)
+    digest = await asyncio.to_thread(_store, deps, task, key, target, result, seconds)
+    return digest, seconds, False
+
+
+def _find(deps: NodeDeps, key: str, target: Path, sidecar: Path) -> str | None:
+    return _from_run_folder(target, sidecar, key) or _from_cache(deps, key, target)
+
+
+def _request(task: CandidateTask, params: dict[str, Any]) -> GenerationRequest:
+    return GenerationRequest(
         prompt=task["prompt"],
         seed=task["seed"],
         num_images=1,
         source_images=[load_image(p) for p in task["source_images"]],
         **params,
     )
-    result, seconds = _call_generator(deps, request)
+
+
+def _store(
+    deps: NodeDeps, task: CandidateTask, key: str, target: Path, result: GenerationResult, seconds: float
+) -> str:
+    """Write the generated image to the run folder (and the cache); return its pixel digest."""
     if not result.images:
         raise GeneratorError(f"{deps.generator.model_id} returned no image for seed {task['seed']}")
     image = result.images[0]
@@ -103,7 +118,7 @@ def _produce(
             "generate_s": seconds,
         }
         deps.cache.put_image_file(key, target, meta)
-    return digest, seconds, False
+    return digest
 
 
 def _from_run_folder(target: Path, sidecar: Path, key: str) -> str | None:
@@ -132,21 +147,20 @@ def _from_cache(deps: NodeDeps, key: str, target: Path) -> str | None:
 
 
 def _call_generator(deps: NodeDeps, request: GenerationRequest) -> tuple[GenerationResult, float]:
-    """Generate under the slot limit; the time returned excludes waiting for a slot."""
-    with deps.generation_slots:
-        started = time.perf_counter()
-        try:
-            return deps.generator.generate(request), time.perf_counter() - started
-        except GeneratorError:
-            raise
-        except Exception as exc:
-            if _is_out_of_memory(exc):
-                size = f"{request.width or 'default'}x{request.height or 'default'}"
-                raise GeneratorOOMError(
-                    f"{deps.generator.model_id} ran out of accelerator memory at size {size}: use a smaller "
-                    "--size, fewer --candidates, or CPU offload for the generator"
-                ) from exc
-            raise
+    """Generate (on the generator executor); the time returned excludes waiting in its queue."""
+    started = time.perf_counter()
+    try:
+        return deps.generator.generate(request), time.perf_counter() - started
+    except GeneratorError:
+        raise
+    except Exception as exc:
+        if _is_out_of_memory(exc):
+            size = f"{request.width or 'default'}x{request.height or 'default'}"
+            raise GeneratorOOMError(
+                f"{deps.generator.model_id} ran out of accelerator memory at size {size}: use a smaller "
+                "--size, fewer --candidates, or CPU offload for the generator"
+            ) from exc
+        raise
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
