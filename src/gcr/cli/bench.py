@@ -26,10 +26,9 @@ import typer
 from typer.core import TyperGroup
 
 from gcr.cli.console import console, err_console
-from gcr.cli.refine import refine_command
+from gcr.cli.refine import RUN_ONLY_OPTIONS, refine_command
 
 #: ``gcr refine`` parameters that make no sense for a batch (each prompt gets its own run folder).
-_REFINE_ONLY = ("prompt", "image", "out", "resume", "interactive", "as_json")
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -58,57 +57,11 @@ def default_out(set_name: str, generator: str | None) -> Path:
 
 
 def template_from_options(options: dict[str, Any]) -> Any:
-    """The :class:`~gcr.agent.runner.RunSpec` template (no prompt) that ``gcr refine`` would build
-    from the same flags; ``tests/bench/test_bench_cli.py`` checks that the two agree."""
-    from gcr.agent.runner import RunSpec
-    from gcr.cli.generate import parse_size
-    from gcr.critic.scoring import RewardSpec
+    """The :class:`~gcr.agent.runner.RunSpec` template (no prompt) that ``gcr refine`` builds
+    from the same flags, through the very same function."""
+    from gcr.cli.refine import run_spec_from_options
 
-    width, height = parse_size(options["size"])
-    weights = RewardSpec.parse(options["reward"])
-    generator_options = {
-        "device": options["device"],
-        "dtype": options["dtype"],
-        "offload": options["offload"] or None,
-    }
-    spec = RunSpec(
-        prompt="",
-        context={
-            "candidates": options["candidates"],
-            "seed": options["seed"],
-            "seed_policy": options["seed_policy"],
-            "max_rounds": options["max_rounds"],
-            "target_reward": options["target"],
-            "dimension_target": options["dimension_target"],
-            "min_delta": options["min_delta"],
-            "patience": options["patience"],
-            "max_wall_s": options["max_time"],
-            "max_generations": options["max_generations"],
-            "dimensions": None if weights.dimensions is None else [d.value for d in weights.selected],
-            "weights": None
-            if weights.weights is None
-            else {d.value: weights.weight(d) for d in weights.selected},
-            "width": width,
-            "height": height,
-            "steps": options["steps"],
-            "guidance": options["guidance"],
-            "negative_prompt": options["negative"],
-            "interactive": False,
-            "write_report": not options["no_report"],
-        },
-        generator=options["generator"],
-        generator_kind=options["generator_kind"],
-        generator_options={k: v for k, v in generator_options.items() if v is not None},
-        critic=options["critic"],
-        critic_model=options["model"],
-        refiner=options["refiner"],
-        refiner_url=options["refiner_url"],
-        refiner_model=options["refiner_model"],
-        cache_dir=None if options["cache_dir"] is None else str(options["cache_dir"]),
-        use_cache=not options["no_cache"],
-    )
-    spec.refine_context()  # the same validation gcr refine does, before any model loads
-    return spec
+    return run_spec_from_options(options)
 
 
 def load_components(spec: Any, task: Any) -> Any:
@@ -225,7 +178,7 @@ def list_sets_command() -> None:
 def _bench_parameters() -> list[inspect.Parameter]:
     """``PROMPTS``, then ``gcr refine``'s own option definitions, then the batch options."""
     refine = inspect.signature(refine_command, eval_str=True).parameters
-    shared = [p for name, p in refine.items() if name not in _REFINE_ONLY]
+    shared = [p for name, p in refine.items() if name not in RUN_ONLY_OPTIONS]
 
     def param(name: str, default: Any, annotation: Any) -> inspect.Parameter:
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)

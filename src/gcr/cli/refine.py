@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,79 @@ from rich.text import Text
 
 from gcr.cli.console import console, err_console
 from gcr.errors import GCRError, InputError, RunError
+
+#: Options of :func:`refine_command` that describe one run, not the refine settings.
+RUN_ONLY_OPTIONS = ("prompt", "image", "out", "resume", "interactive", "as_json")
+
+
+def refine_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The refine settings among ``refine_command``'s parameter values (the per-run ones dropped)."""
+    names = inspect.signature(refine_command).parameters
+    return {name: values[name] for name in names if name not in RUN_ONLY_OPTIONS}
+
+
+def run_spec_from_options(
+    options: dict[str, Any],
+    *,
+    prompt: str = "",
+    source_images: list[str] | None = None,
+    interactive: bool = False,
+) -> Any:
+    """The :class:`~gcr.agent.runner.RunSpec` that the refine flags in ``options`` describe.
+
+    ``gcr refine`` and ``gcr bench`` both build their runs here, so one flag can never mean
+    two things. The settings are validated before any model loads.
+    """
+    from gcr.agent.runner import RunSpec
+    from gcr.cli.generate import parse_size
+    from gcr.critic.scoring import RewardSpec
+
+    width, height = parse_size(options["size"])
+    weights = RewardSpec.parse(options["reward"])
+    generator_options = {
+        "device": options["device"],
+        "dtype": options["dtype"],
+        "offload": options["offload"] or None,
+    }
+    spec = RunSpec(
+        prompt=prompt,
+        source_images=list(source_images or []),
+        context={
+            "candidates": options["candidates"],
+            "seed": options["seed"],
+            "seed_policy": options["seed_policy"],
+            "max_rounds": options["max_rounds"],
+            "target_reward": options["target"],
+            "dimension_target": options["dimension_target"],
+            "min_delta": options["min_delta"],
+            "patience": options["patience"],
+            "max_wall_s": options["max_time"],
+            "max_generations": options["max_generations"],
+            "dimensions": None if weights.dimensions is None else [d.value for d in weights.selected],
+            "weights": None
+            if weights.weights is None
+            else {d.value: weights.weight(d) for d in weights.selected},
+            "width": width,
+            "height": height,
+            "steps": options["steps"],
+            "guidance": options["guidance"],
+            "negative_prompt": options["negative"],
+            "interactive": interactive,
+            "write_report": not options["no_report"],
+        },
+        generator=options["generator"],
+        generator_kind=options["generator_kind"],
+        generator_options={k: v for k, v in generator_options.items() if v is not None},
+        critic=options["critic"],
+        critic_model=options["model"],
+        refiner=options["refiner"],
+        refiner_url=options["refiner_url"],
+        refiner_model=options["refiner_model"],
+        cache_dir=None if options["cache_dir"] is None else str(options["cache_dir"]),
+        use_cache=not options["no_cache"],
+    )
+    spec.refine_context()
+    return spec
 
 
 def refine_command(
@@ -96,53 +170,16 @@ def refine_command(
     else:
         if prompt is None or not prompt.strip():
             raise InputError("the prompt is empty: say what the image should show (or how to edit it)")
-        from gcr.cli.generate import parse_size
-        from gcr.critic.scoring import RewardSpec
         from gcr.images import load_image
 
         for path in image:
             load_image(path)  # an unreadable source fails now, not after the models load
-        width, height = parse_size(size)
-        weights = RewardSpec.parse(reward)
-        generator_options: dict[str, Any] = {"device": device, "dtype": dtype, "offload": offload or None}
-        spec = RunSpec(
+        spec = run_spec_from_options(
+            refine_settings(locals()),
             prompt=prompt,
             source_images=[str(p.expanduser().resolve()) for p in image],
-            context={
-                "candidates": candidates,
-                "seed": seed,
-                "seed_policy": seed_policy,
-                "max_rounds": max_rounds,
-                "target_reward": target,
-                "dimension_target": dimension_target,
-                "min_delta": min_delta,
-                "patience": patience,
-                "max_wall_s": max_time,
-                "max_generations": max_generations,
-                "dimensions": None if weights.dimensions is None else [d.value for d in weights.selected],
-                "weights": None
-                if weights.weights is None
-                else {d.value: weights.weight(d) for d in weights.selected},
-                "width": width,
-                "height": height,
-                "steps": steps,
-                "guidance": guidance,
-                "negative_prompt": negative,
-                "interactive": interactive,
-                "write_report": not no_report,
-            },
-            generator=generator,
-            generator_kind=generator_kind,
-            generator_options={k: v for k, v in generator_options.items() if v is not None},
-            critic=critic,
-            critic_model=model,
-            refiner=refiner,
-            refiner_url=refiner_url,
-            refiner_model=refiner_model,
-            cache_dir=None if cache_dir is None else str(cache_dir),
-            use_cache=not no_cache,
+            interactive=interactive,
         )
-        spec.refine_context()  # validate the settings before any model loads
         folder = RunFolder(out if out is not None else _default_run_dir(prompt))
     _run(folder, spec, resume=resume is not None, as_json=as_json)
 
