@@ -236,3 +236,39 @@ def test_run_refine_answers_reviews_with_a_handler(harness, tmp_path):
         run_refine(harness.builder(), folder2, spec, resume=True, on_review=lambda r: "reject")
     )
     assert done.finished and done.values["stop_reason"] == StopReason.USER_REJECTED
+
+
+class _Killed(BaseException):
+    """Stands for the process dying (kill -9) between two writes to the checkpoint store."""
+
+
+def test_resume_after_a_death_between_task_writes_and_checkpoint(harness, tmp_path, monkeypatch):
+    """A task's writes were saved but its superstep's checkpoint was not: the run is not over.
+
+    LangGraph's ``StateSnapshot.next`` leaves out tasks whose writes are saved, so it is empty
+    in this state; treating that as "finished" once recorded a half-done run as complete.
+    """
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    real_aput = AsyncSqliteSaver.aput
+
+    async def dying_aput(self, config, checkpoint, metadata, new_versions):
+        # The first checkpoint after round 1's image was generated: the superstep that ran it.
+        if harness.inner.calls == 2:
+            raise _Killed
+        return await real_aput(self, config, checkpoint, metadata, new_versions)
+
+    builder = harness.builder()
+    folder = RunFolder(tmp_path / "killed")
+    spec = RunSpec(prompt="a cat", context={"max_rounds": 3, "candidates": 1, "target_reward": None})
+    monkeypatch.setattr(AsyncSqliteSaver, "aput", dying_aput)
+    with pytest.raises(_Killed):
+        asyncio.run(run_refine(builder, folder, spec))
+    monkeypatch.setattr(AsyncSqliteSaver, "aput", real_aput)
+    assert harness.inner.calls == 2  # round 0 and round 1 were generated before the "death"
+
+    resumed = asyncio.run(run_refine(builder, folder, RunSpec.load(folder), resume=True))
+    assert resumed.finished
+    assert resumed.values["stop_reason"] == StopReason.MAX_ROUNDS
+    assert len(resumed.values["rounds"]) == 3
+    assert harness.inner.calls == 3  # round 1's saved generation was not redone

@@ -86,6 +86,17 @@ class RunOutcome:
     pending_review: dict[str, Any] | None = None
 
 
+def _finished(snapshot: Any) -> bool:
+    """Whether the graph ran to its end.
+
+    ``snapshot.next`` is not enough: it leaves out tasks whose writes were already saved,
+    so a process killed after some tasks of a superstep finished (but before the
+    superstep's checkpoint) shows an empty ``next`` although the run is not over. Any
+    task at all, finished or not, means there is more to run.
+    """
+    return not snapshot.tasks
+
+
 async def run_refine(
     builder: StateGraph[Any, Any, Any, Any],
     folder: RunFolder,
@@ -121,7 +132,7 @@ async def run_refine(
             snapshot = await graph.aget_state(config)
             if not snapshot.values:
                 logger.info("no checkpoint in %s yet; starting the run from the beginning", folder.path)
-            elif not snapshot.next:
+            elif _finished(snapshot):
                 return RunOutcome(dict(snapshot.values), finished=True)
             else:
                 pending = _pending_review(snapshot)
@@ -143,7 +154,7 @@ async def run_refine(
                     review = chunk["__interrupt__"][0].value
             snapshot = await graph.aget_state(config)
             if review is None:
-                return RunOutcome(dict(snapshot.values), finished=not snapshot.next)
+                return RunOutcome(dict(snapshot.values), finished=_finished(snapshot))
             if on_review is None:
                 return RunOutcome(dict(snapshot.values), finished=False, pending_review=review)
             payload = Command(resume=await _answer(on_review, review))
