@@ -125,11 +125,12 @@ class FluxKontextFamily(FluxFamily):
         pixels = self.pipe.image_processor.preprocess(images, height, width)
         channels = self.transformer.config.in_channels // 4
         h, w = self.latent_hw()
-        placeholder = torch.zeros(
+        # Passing latents makes prepare_latents skip drawing noise and only encode the source image.
+        given_latents = torch.zeros(
             len(images), (h // 2) * (w // 2), channels * 4, device=self.device, dtype=dtype
         )
         _, image_latents, _, image_ids = self.pipe.prepare_latents(
-            pixels, len(images), channels, self.height, self.width, dtype, self.device, None, placeholder
+            pixels, len(images), channels, self.height, self.width, dtype, self.device, None, given_latents
         )
         cond.batched["image_latents"] = image_latents
         cond.shared["image_ids"] = image_ids

@@ -123,7 +123,8 @@ class QwenImageEditFamily(QwenImageFamily):
         pixels = self.pipe.image_processor.preprocess(images, height, width).unsqueeze(2)
         channels = self.transformer.config.in_channels // 4
         h, w = self.latent_hw()
-        placeholder = torch.zeros(
+        # Passing latents makes prepare_latents skip drawing noise and only encode the source image.
+        given_latents = torch.zeros(
             len(images), (h // 2) * (w // 2), channels * 4, device=self.device, dtype=embeds.dtype
         )
         _, image_latents = self.pipe.prepare_latents(
@@ -135,7 +136,7 @@ class QwenImageEditFamily(QwenImageFamily):
             embeds.dtype,
             self.device,
             None,
-            placeholder,
+            given_latents,
         )
         vsf = self.pipe.vae_scale_factor
         return Conditioning(
