@@ -12,14 +12,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import StateGraph
 from langgraph.types import Command
 
+from gcr.agent.checkpoints import damaged_store, open_checkpointer
 from gcr.agent.context import RefineContext
 from gcr.agent.graph import GRAPH_NAME
 from gcr.agent.run_folder import RunFolder
@@ -125,11 +126,15 @@ async def run_refine(
             )
         spec.save(folder)
     config: dict[str, Any] = {"configurable": {"thread_id": spec.thread_id}}
-    async with AsyncSqliteSaver.from_conn_string(str(folder.file(RunFolder.CHECKPOINTS))) as saver:
+    store = folder.file(RunFolder.CHECKPOINTS)
+    async with open_checkpointer(store) as saver:
         graph = builder.compile(checkpointer=saver, name=GRAPH_NAME)
         payload: Any = {"prompt": spec.prompt, "source_images": list(spec.source_images)}
         if resume:
-            snapshot = await graph.aget_state(config)
+            try:
+                snapshot = await graph.aget_state(config)
+            except sqlite3.Error as exc:
+                raise damaged_store(store, exc) from None
             if not snapshot.values:
                 logger.info("no checkpoint in %s yet; starting the run from the beginning", folder.path)
             elif _finished(snapshot):

@@ -1,0 +1,93 @@
+"""Run folders are user files: a crafted, damaged or moved one must never run code or crash a resume."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sqlite3
+from pathlib import Path
+
+import ormsgpack
+import pytest
+
+from gcr.agent import RunFolder, RunSpec, run_refine
+from gcr.errors import RunError
+
+# LangGraph's msgpack extension code for "call module.name(*args)" (EXT_CONSTRUCTOR_POS_ARGS in
+# langgraph/checkpoint/serde/jsonplus.py).
+_CALL_WITH_ARGS = 1
+
+
+def _finished_run(harness, tmp_path: Path, name: str = "run", **context) -> RunFolder:
+    folder = RunFolder(tmp_path / name)
+    settings = {"max_rounds": 2, "candidates": 1, "target_reward": None, **context}
+    outcome = asyncio.run(run_refine(harness.builder(), folder, RunSpec(prompt="a cat", context=settings)))
+    assert outcome.finished
+    return folder
+
+
+def _keep_ext(code: int, data: bytes) -> ormsgpack.Ext:
+    return ormsgpack.Ext(code, data)
+
+
+def _plant(db_path: Path, value: ormsgpack.Ext) -> None:
+    """Put ``value`` into the ``prompt`` channel of the latest checkpoint, keeping the rest as it was."""
+    db = sqlite3.connect(db_path)
+    latest = "SELECT rowid, checkpoint FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1"
+    rowid, blob = db.execute(latest).fetchone()
+    checkpoint = ormsgpack.unpackb(blob, ext_hook=_keep_ext, option=ormsgpack.OPT_NON_STR_KEYS)
+    checkpoint["channel_values"]["prompt"] = value
+    db.execute("UPDATE checkpoints SET checkpoint = ? WHERE rowid = ?", (ormsgpack.packb(checkpoint), rowid))
+    db.commit()
+    db.close()
+
+
+def test_a_checkpoint_naming_os_system_is_refused_and_runs_nothing(harness, tmp_path):
+    folder = _finished_run(harness, tmp_path)
+    marker = tmp_path / "pwned"
+    payload = ormsgpack.packb(["os", "system", [f"touch {shlex.quote(str(marker))}"]])
+    _plant(folder.file(RunFolder.CHECKPOINTS), ormsgpack.Ext(_CALL_WITH_ARGS, payload))
+
+    with pytest.raises(RunError, match="cannot be resumed") as info:
+        asyncio.run(run_refine(harness.builder(), folder, RunSpec.load(folder), resume=True))
+    assert not marker.exists(), "resuming a crafted checkpoint ran a shell command"
+    message = str(info.value)
+    assert "os.system" in message and "tampered" in message and "\n" not in message
+
+
+def test_a_pickled_pending_write_is_refused(harness, tmp_path):
+    folder = _finished_run(harness, tmp_path)
+    db = sqlite3.connect(folder.file(RunFolder.CHECKPOINTS))
+    last_write = "(SELECT max(rowid) FROM writes)"
+    db.execute(f"UPDATE writes SET type = 'pickle', value = ? WHERE rowid = {last_write}", (b"x",))
+    db.commit()
+    db.close()
+    # The newest write may belong to an earlier checkpoint: read every checkpoint of the thread.
+    with pytest.raises(RunError, match="'pickle' encoding"):
+        asyncio.run(_read_every_checkpoint(folder))
+
+
+async def _read_every_checkpoint(folder: RunFolder) -> None:
+    from gcr.agent.checkpoints import open_checkpointer
+
+    async with open_checkpointer(folder.file(RunFolder.CHECKPOINTS)) as saver:
+        async for _ in saver.alist({"configurable": {"thread_id": "refine"}}):
+            pass
+
+
+def test_a_checkpoint_file_that_is_not_a_database_is_a_run_error(harness, tmp_path):
+    folder = _finished_run(harness, tmp_path)
+    store = folder.file(RunFolder.CHECKPOINTS)
+    store.write_bytes(b"this is not an SQLite file at all, just text that took its place\n" * 64)
+    with pytest.raises(RunError, match="checkpoint file is damaged"):
+        asyncio.run(run_refine(harness.builder(), folder, RunSpec.load(folder), resume=True))
+
+
+def test_a_damaged_checkpoint_blob_is_a_run_error(harness, tmp_path):
+    folder = _finished_run(harness, tmp_path)
+    db = sqlite3.connect(folder.file(RunFolder.CHECKPOINTS))
+    db.execute("UPDATE checkpoints SET checkpoint = substr(checkpoint, 1, 40)")
+    db.commit()
+    db.close()
+    with pytest.raises(RunError, match="a checkpoint is damaged"):
+        asyncio.run(run_refine(harness.builder(), folder, RunSpec.load(folder), resume=True))
