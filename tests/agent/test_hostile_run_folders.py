@@ -91,3 +91,40 @@ def test_a_damaged_checkpoint_blob_is_a_run_error(harness, tmp_path):
     db.close()
     with pytest.raises(RunError, match="a checkpoint is damaged"):
         asyncio.run(run_refine(harness.builder(), folder, RunSpec.load(folder), resume=True))
+
+
+def test_resume_after_an_unreadable_round_asks_the_critic_again(harness, tmp_path):
+    """``gcr refine --resume`` after a critic that garbled every answer: the critiques are redone."""
+    from gcr.errors import CriticResponseError
+
+    harness.script.unreadable_seeds = {0, 1}
+    builder = harness.builder()
+    folder = RunFolder(tmp_path / "garbled")
+    spec = RunSpec(prompt="a cat", context={"max_rounds": 2, "candidates": 2, "target_reward": None})
+    with pytest.raises(CriticResponseError, match="no candidate of round 0 could be scored"):
+        asyncio.run(run_refine(builder, folder, spec))
+    assert (harness.inner.calls, harness.critic.calls) == (2, 2)
+
+    harness.script.unreadable_seeds = set()  # the critic is healthy again
+    resumed = asyncio.run(run_refine(builder, folder, RunSpec.load(folder), resume=True))
+    assert resumed.finished and len(resumed.values["rounds"]) == 2
+    # Round 0's two candidates were critiqued again, round 1's two are new; no image was made twice.
+    assert harness.critic.calls == 2 + 2 + 2
+    assert harness.inner.calls == 2 + 2
+    assert all(c["status"] == "scored" for c in resumed.values["candidates"])
+
+
+def test_a_round_with_one_scored_candidate_is_not_retried(harness, tmp_path):
+    """A round that went on with its readable candidates did not fail: a resume asks nothing again."""
+    harness.script.unreadable_seeds = {1}
+    builder = harness.builder()
+    folder = RunFolder(tmp_path / "half")
+    spec = RunSpec(prompt="a cat", context={"max_rounds": 1, "candidates": 2, "target_reward": None})
+    outcome = asyncio.run(run_refine(builder, folder, spec))
+    # One readable candidate is enough for the round: nothing failed, nothing to retry.
+    assert outcome.finished
+    statuses = sorted((c["index"], c["status"]) for c in outcome.values["candidates"])
+    assert statuses == [(0, "scored"), (1, "skipped")]
+    calls = harness.critic.calls
+    again = asyncio.run(run_refine(builder, folder, RunSpec.load(folder), resume=True))
+    assert again.finished and harness.critic.calls == calls

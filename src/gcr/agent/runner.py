@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.graph import StateGraph
-from langgraph.types import Command
+from langgraph.types import Command, Overwrite
 
 from gcr.agent.checkpoints import damaged_store, open_checkpointer
 from gcr.agent.context import RefineContext
@@ -139,6 +139,8 @@ async def run_refine(
                 logger.info("no checkpoint in %s yet; starting the run from the beginning", folder.path)
             elif _finished(snapshot):
                 return RunOutcome(dict(snapshot.values), finished=True)
+            elif await _retry_skipped_candidates(graph, config, snapshot):
+                payload = None
             else:
                 pending = _pending_review(snapshot)
                 if pending is not None:
@@ -163,6 +165,35 @@ async def run_refine(
             if on_review is None:
                 return RunOutcome(dict(snapshot.values), finished=False, pending_review=review)
             payload = Command(resume=await _answer(on_review, review))
+
+
+async def _retry_skipped_candidates(graph: Any, config: dict[str, Any], snapshot: Any) -> bool:
+    """Set up a retry of a round that failed because none of its candidates could be critiqued.
+
+    Such a round ends in ``decide`` raising, after the critique tasks saved their "skipped"
+    records; resuming as it is would replay those records and fail the same way without a
+    single new critic request. Instead the round's skipped candidates are dropped and the
+    round is dispatched again as if ``launch`` had just run: ``dispatch`` sends only the
+    candidates the round lacks, ``generate`` finds their images in the run folder, and
+    ``critique`` asks the critic again. Scored candidates and finished rounds are kept.
+    Returns False (nothing changed) for any other kind of stop.
+    """
+    failed = [task for task in snapshot.tasks if task.error is not None]
+    if not failed or any(task.name != "decide" for task in failed):
+        return False
+    values = snapshot.values
+    index = values.get("round")
+    candidates = list(values.get("candidates") or [])
+    kept = [c for c in candidates if not (c["round"] == index and c["status"] == "skipped")]
+    if len(kept) == len(candidates):
+        return False
+    logger.info(
+        "retrying the %d candidate(s) of round %s that could not be critiqued",
+        len(candidates) - len(kept),
+        index,
+    )
+    await graph.aupdate_state(config, {"candidates": Overwrite(kept)}, as_node="launch")
+    return True
 
 
 def _pending_review(snapshot: Any) -> dict[str, Any] | None:

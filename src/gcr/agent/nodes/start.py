@@ -107,7 +107,12 @@ def make_launch(deps: NodeDeps) -> Node:
 
 
 def dispatch(state: RefineState) -> list[Send]:
-    """One ``generate`` task per candidate of the current round."""
+    """One ``generate`` task per candidate of the current round that has no record yet.
+
+    A fresh round has none; a round dispatched again to retry its failed critiques
+    (see :func:`gcr.agent.runner.run_refine`) keeps the candidates that were scored.
+    """
+    present = {c["index"] for c in state.get("candidates") or [] if c["round"] == state["round"]}
     return [
         Send(
             "generate",
@@ -123,4 +128,5 @@ def dispatch(state: RefineState) -> list[Send]:
             ),
         )
         for i, seed in enumerate(state["round_seeds"])
+        if i not in present
     ]
