@@ -7,9 +7,18 @@ line with exit code 1; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from gcr.redact import redact_text
+
 
 class GCRError(Exception):
-    """Base class of every error gcr raises on purpose."""
+    """Base class of every error gcr raises on purpose.
+
+    Its message never shows a URL's password (see :mod:`gcr.redact`): errors are printed,
+    recorded in results files and saved in checkpoints.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
 
 
 class InputError(GCRError, ValueError):

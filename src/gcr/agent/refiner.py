@@ -23,9 +23,11 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from gcr.critic.schema import Critique, Task
 from gcr.errors import ConfigError, RefinerError
+from gcr.redact import MASK
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +157,11 @@ class LLMRefiner:
             raise ConfigError("the LLM refiner needs a server URL (for example http://localhost:8001/v1)")
         if not model:
             raise ConfigError("the LLM refiner needs a model name as the server knows it")
+        if urlsplit(base_url).password == MASK:
+            raise ConfigError(
+                f"the password of refiner URL {base_url!r} was left out when it was saved (gcr never "
+                "writes passwords): give the full URL again with --refiner-url"
+            )
         from openai import AsyncOpenAI
 
         self.base_url = base_url

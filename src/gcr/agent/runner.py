@@ -25,6 +25,7 @@ from gcr.agent.context import RefineContext
 from gcr.agent.graph import GRAPH_NAME
 from gcr.agent.run_folder import RunFolder
 from gcr.errors import RunError
+from gcr.redact import redact_data
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ class RunSpec:
         return RefineContext.from_dict(self.context)
 
     def save(self, folder: RunFolder) -> None:
-        folder.write_json(RunFolder.SETTINGS, dataclasses.asdict(self))
+        """Write ``run.json``; URL passwords are masked (a resume asks for the URL again)."""
+        folder.write_json(RunFolder.SETTINGS, redact_data(dataclasses.asdict(self)))
 
     @classmethod
     def load(cls, folder: RunFolder) -> RunSpec:

@@ -165,6 +165,8 @@ def refine_command(
         spec = RunSpec.load(folder)
         if critic is not None:  # the server may have moved while the run was stopped
             spec.critic, spec.critic_model = critic, model
+        if refiner_url is not None:  # likewise; run.json keeps no URL password either
+            spec.refiner_url = refiner_url
         if interactive:
             spec.context["interactive"] = True
     else:

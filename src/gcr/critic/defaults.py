@@ -18,7 +18,8 @@ DEFAULT_CRITIC_MODELS: dict[Task, str] = {
     Task.EDIT: RATIONALREWARDS_EDIT,
 }
 
-#: Environment variable holding the critic server's API key (falls back to OPENAI_API_KEY).
+#: Environment variable holding the critic server's API key (OPENAI_API_KEY is used instead only
+#: for OpenAI's own API, https://api.openai.com, or when named as the key variable).
 API_KEY_ENV = "GCR_CRITIC_API_KEY"
 
 #: Images sent to the critic are downscaled to at most this many pixels; the

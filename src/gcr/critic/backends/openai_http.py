@@ -31,11 +31,15 @@ from gcr.critic.defaults import (
 )
 from gcr.errors import ConfigError, CriticError, CriticResponseError, CriticUnavailableError
 from gcr.images import fit_pixel_budget, to_data_url
+from gcr.redact import MASK, redact_text
 
 logger = logging.getLogger(__name__)
 
 #: Key sent to local servers that need none (vLLM and ``transformers serve`` accept anything).
 _NO_KEY = "EMPTY"
+#: The variable of the user's OpenAI key, and the one host it is sent to unless named explicitly.
+OPENAI_KEY_ENV = "OPENAI_API_KEY"
+OPENAI_API_HOST = "api.openai.com"
 
 
 def normalize_base_url(url: str) -> str:
@@ -43,14 +47,33 @@ def normalize_base_url(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"critic URL {url!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
+    if parts.password == MASK:
+        raise ConfigError(
+            f"the password of critic URL {url!r} was left out when it was saved (gcr never writes "
+            "passwords): give the full URL again with --critic"
+        )
     path = parts.path.rstrip("/")
     if not path:
         path = "/v1"
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def _resolve_api_key(env_name: str) -> str:
-    return os.environ.get(env_name) or os.environ.get("OPENAI_API_KEY") or _NO_KEY
+def _resolve_api_key(env_name: str, base_url: str) -> str:
+    """The key from ``env_name``; ``OPENAI_API_KEY`` only goes to OpenAI's own API (or when named)."""
+    key = os.environ.get(env_name)
+    if key:
+        return key
+    if is_openai_api(base_url):
+        return os.environ.get(OPENAI_KEY_ENV) or _NO_KEY
+    return _NO_KEY
+
+
+def is_openai_api(url: str) -> bool:
+    """Whether ``url`` is OpenAI's own API (https://api.openai.com), the only host that gets
+    ``OPENAI_API_KEY`` without being told: another server, maybe plain http on another host,
+    must not receive the user's OpenAI key."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" and (parts.hostname or "").lower() == OPENAI_API_HOST
 
 
 def build_messages(request: ChatRequest, max_pixels: int | None) -> list[dict[str, Any]]:
@@ -76,8 +99,9 @@ class OpenAICompatibleBackend:
         base_url: server URL; ``/v1`` is appended when the URL has no path.
         model: served model name; when None it is discovered from ``GET /v1/models``
             (which must list exactly one model).
-        api_key_env: environment variable with the API key (``OPENAI_API_KEY`` is the
-            fallback; local servers get a dummy key).
+        api_key_env: environment variable with the API key. ``OPENAI_API_KEY`` is the
+            fallback for OpenAI's own API only (https://api.openai.com); any other server gets
+            it only when named here. Servers that need no key get a dummy one.
         timeout: seconds one HTTP attempt may take.
         max_retries: retries of transient failures, with the client's exponential backoff.
         max_concurrency: requests in flight at once from this backend.
@@ -116,7 +140,7 @@ class OpenAICompatibleBackend:
         self._semaphore: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:
-        return f"OpenAICompatibleBackend(base_url={self.base_url!r}, model={self._model!r})"
+        return f"OpenAICompatibleBackend(base_url={redact_text(self.base_url)!r}, model={self._model!r})"
 
     # -- model name --------------------------------------------------------------
     @property
@@ -143,7 +167,7 @@ class OpenAICompatibleBackend:
         if self._model is None:
             client = openai.OpenAI(
                 base_url=self.base_url,
-                api_key=_resolve_api_key(self.api_key_env),
+                api_key=_resolve_api_key(self.api_key_env, self.base_url),
                 timeout=min(self.timeout, 30.0),
                 max_retries=self.max_retries,
             )
@@ -158,7 +182,7 @@ class OpenAICompatibleBackend:
 
     def _pick_model(self, ids: list[str]) -> str:
         if len(ids) == 1:
-            logger.info("critic server %s serves model %r", self.base_url, ids[0])
+            logger.info("critic server %s serves model %r", redact_text(self.base_url), ids[0])
             return ids[0]
         if not ids:
             raise CriticResponseError(f"the critic server at {self.base_url} lists no models")
@@ -174,7 +198,7 @@ class OpenAICompatibleBackend:
             self._loop = loop
             self._client = openai.AsyncOpenAI(
                 base_url=self.base_url,
-                api_key=_resolve_api_key(self.api_key_env),
+                api_key=_resolve_api_key(self.api_key_env, self.base_url),
                 timeout=self.timeout,
                 max_retries=self.max_retries,
             )
