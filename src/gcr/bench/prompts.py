@@ -35,6 +35,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,9 @@ def _load_builtin(name: str) -> PromptSet:
 
 
 def _load_path(path: Path) -> PromptSet:
+    # Made absolute once, here: every image path of the set is then resolved against an absolute
+    # folder (the file's, or the case's), whatever the working directory is when it is loaded.
+    path = Path(os.path.abspath(path))
     if path.is_dir():
         rows, where = _folder_rows(path)
     else:
