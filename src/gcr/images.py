@@ -30,6 +30,8 @@ def load_image(path: str | Path) -> Image.Image:
             return img.convert("RGB")
     except UnidentifiedImageError:
         raise ImageError(f"not an image (or an unsupported format): {p}") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image {p} is too large to read safely ({exc})") from None
     except OSError as exc:
         raise ImageError(f"cannot read image {p}: {exc}") from None
 

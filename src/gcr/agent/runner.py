@@ -24,7 +24,8 @@ from gcr.agent.checkpoints import damaged_store, open_checkpointer
 from gcr.agent.context import RefineContext
 from gcr.agent.graph import GRAPH_NAME
 from gcr.agent.run_folder import RunFolder
-from gcr.errors import RunError
+from gcr.errors import InputError, RunError
+from gcr.limits import check_prompt
 from gcr.redact import redact_data
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class RunSpec:
     thread_id: str = "refine"
     version: int = SPEC_VERSION
 
+    def __post_init__(self) -> None:
+        check_prompt(" ".join(str(self.prompt).split()))
+
     def refine_context(self) -> RefineContext:
         return RefineContext.from_dict(self.context)
 
@@ -77,7 +81,10 @@ class RunSpec:
                 f"{folder.file(RunFolder.SETTINGS)} was written by another gcr version; start a new run"
             )
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (InputError, TypeError) as exc:
+            raise RunError(f"{folder.file(RunFolder.SETTINGS)} cannot be resumed: {exc}") from None
 
 
 @dataclass

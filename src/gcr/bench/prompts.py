@@ -44,6 +44,7 @@ from typing import Any
 from gcr.bench.eval.records import ImageRef
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError, DependencyError
+from gcr.limits import prompt_too_long
 
 logger = logging.getLogger(__name__)
 BUILTIN_PREFIX = "builtin:"
@@ -325,6 +326,9 @@ def _case(row: _Row) -> BenchCase:
     prompt = " ".join(prompt.split())
     if not prompt:
         raise DatasetError(f"{row.where}: field {given[0]!r} is empty")
+    too_long = prompt_too_long(prompt)
+    if too_long is not None:
+        raise DatasetError(f"{row.where}: field {given[0]!r} {too_long}")
     case_id = fields.get("id", f"p{row.index:04d}")
     if isinstance(case_id, bool) or not isinstance(case_id, str | int):
         raise DatasetError(f"{row.where}: field 'id' must be text or a number, got {type(case_id).__name__}")

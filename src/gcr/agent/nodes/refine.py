@@ -18,12 +18,14 @@ from langgraph.runtime import Runtime
 
 from gcr.agent.context import RefineContext
 from gcr.agent.events import event
+from gcr.agent.guard import GuardVerdict
 from gcr.agent.nodes.base import NodeDeps
 from gcr.agent.refiner import RefineRequest
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.state import Refinement, RefineState
 from gcr.agent.stopping import StopReason
 from gcr.critic.schema import Critique
+from gcr.limits import prompt_too_long
 
 RefineNode = Callable[[RefineState, Runtime[RefineContext]], Awaitable[dict[str, Any]]]
 
@@ -47,7 +49,11 @@ def make_refine(deps: NodeDeps) -> RefineNode:
                 tried_prompts=tuple(tried),
             )
         )
-        verdict = deps.guard.check(state["prompt"], proposal.prompt)
+        too_long = prompt_too_long(" ".join((proposal.prompt or "").split()))
+        if too_long is not None:
+            verdict = GuardVerdict(False, None, f"the proposal {too_long}")
+        else:
+            verdict = deps.guard.check(state["prompt"], proposal.prompt)
         seconds = time.perf_counter() - started
         if verdict.accepted and verdict.prompt is not None:
             next_prompt, reason = verdict.prompt, proposal.note

@@ -20,6 +20,7 @@ from gcr.agent.events import event
 from gcr.agent.nodes.base import NodeDeps
 from gcr.agent.state import RefineState, Review
 from gcr.agent.stopping import StopReason
+from gcr.limits import prompt_too_long
 
 
 class ReviewAnswer(BaseModel):
@@ -44,6 +45,9 @@ class ReviewAnswer(BaseModel):
             text = " ".join((self.prompt or "").split())
             if not text:
                 raise ValueError("an edit needs the new prompt text")
+            too_long = prompt_too_long(text)
+            if too_long is not None:
+                raise ValueError(f"the edited prompt {too_long}")
             self.prompt = text
         return self
 

@@ -22,6 +22,7 @@ from gcr.agent.state import CandidateTask, RefineState
 from gcr.critic.schema import Task
 from gcr.errors import InputError
 from gcr.images import image_digest, load_image
+from gcr.limits import check_prompt
 
 Node = Callable[[RefineState, Runtime[RefineContext]], dict[str, Any]]
 
@@ -32,6 +33,7 @@ def make_start(deps: NodeDeps) -> Node:
         prompt = " ".join(str(state.get("prompt") or "").split())
         if not prompt:
             raise InputError("the prompt is empty: say what the image should show (or how to edit it)")
+        check_prompt(prompt)
         sources = [str(s) for s in state.get("source_images") or []]
         task = deps.task
         if task is Task.EDIT and not sources:
