@@ -43,6 +43,7 @@ class HostState(TypedDict):
     topic: str
     prompt: NotRequired[str]
     best: NotRequired[CandidateRecord | None]
+    run_dir: NotRequired[str]
     stop_reason: NotRequired[str | None]
     caption: NotRequired[str]
 
@@ -55,7 +56,7 @@ def caption(state: HostState) -> dict:
     best = state["best"]
     return {
         "caption": f"{best['prompt']} — reward {best['reward']:.2f}, round {best['round']} "
-        f"(stopped: {state['stop_reason']})\n{best['image']}"
+        f"(stopped: {state['stop_reason']})\n{Path(state['run_dir']) / best['image']}"
     }
 
 

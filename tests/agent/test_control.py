@@ -148,7 +148,7 @@ def test_mounted_as_a_subgraph_in_a_host_graph_with_its_own_checkpointer(harness
     config = {"configurable": {"thread_id": "host-1"}}
     out = asyncio.run(host.ainvoke({"prompt": "", "topic": "cat"}, config))
     assert out["caption"] == "a cat, golden light (max_rounds)"
-    assert Path(out["best"]["image"]).is_file()
+    assert (Path(out["run_dir"]) / out["best"]["image"]).is_file()
     assert out["run_dir"] == str((tmp_path / "hosted").resolve())
     assert len(out["rounds"]) == 2
     # The host's checkpointer holds the finished thread.

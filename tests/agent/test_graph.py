@@ -92,9 +92,10 @@ def test_best_image_of_the_run_is_kept_when_a_later_round_is_worse(tmp_path):
     assert rewards(out)[2] < rewards(out)[1]
     assert out["best"]["round"] == 1
     assert out["best"]["prompt"] == "a cat, golden light"
-    assert Path(out["best"]["image"]) == Path(out["run_dir"]) / "rounds" / "r01" / "c00.png"
+    # Records hold paths relative to the run folder (so it can move); the summary's are absolute.
+    assert out["best"]["image"] == "rounds/r01/c00.png"
     summary = json.loads((Path(out["run_dir"]) / "summary.json").read_text())
-    assert summary["best"]["image"] == out["best"]["image"]
+    assert summary["best"]["image"] == str(Path(out["run_dir"]) / out["best"]["image"])
     assert summary["final_reward"] == out["best"]["reward"]
     assert out["rounds"][2]["new_best"] is False
 
@@ -135,7 +136,8 @@ def test_an_unreadable_critique_skips_that_candidate_only(tmp_path):
     assert record["rewards"][1] is None and record["rewards"][0] is not None
     assert len(record["skipped"]) == 1 and "no readable critique" in record["skipped"][0]
     skipped = [c for c in harness_candidates(out) if c["status"] == "skipped"]
-    assert skipped and Path(skipped[0]["critique_text"]).read_text().startswith("I am sorry")
+    raw = Path(out["run_dir"]) / skipped[0]["critique_text"]
+    assert skipped and raw.read_text().startswith("I am sorry")
     assert out["summary"]["skipped_candidates"] == 1
 
 
@@ -170,7 +172,8 @@ def test_a_repeated_run_reuses_cached_images_and_critiques(harness):
     assert rewards(first) == rewards(second)
     cached = harness_candidates(second)
     assert all(c["cached_generation"] and c["cached_critique"] for c in cached)
-    assert Path(second["best"]["image"]).read_bytes() == Path(first["best"]["image"]).read_bytes()
+    best_first, best_second = (Path(out["summary"]["best"]["image"]) for out in (first, second))
+    assert best_second.read_bytes() == best_first.read_bytes()
 
 
 def test_without_a_cache_everything_is_generated(harness):

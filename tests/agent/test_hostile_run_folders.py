@@ -128,3 +128,62 @@ def test_a_round_with_one_scored_candidate_is_not_retried(harness, tmp_path):
     calls = harness.critic.calls
     again = asyncio.run(run_refine(builder, folder, RunSpec.load(folder), resume=True))
     assert again.finished and harness.critic.calls == calls
+
+
+def test_a_moved_run_folder_resumes_where_it_stopped(tmp_path):
+    """Paths in the state are relative to the run folder, so a folder moved mid-run resumes in place."""
+    import shutil
+
+    from PIL import Image
+    from refine_harness import Harness
+
+    from gcr.critic.schema import Task
+    from gcr.errors import CriticUnavailableError
+
+    harness = Harness(tmp_path, task=Task.EDIT)
+    source = tmp_path / "source.png"
+    Image.new("RGB", (16, 16), (30, 60, 90)).save(source)
+    harness.critic.fail_after = 3  # round 0: two critiques; round 1: one, then the critic is gone
+    builder = harness.builder()
+    first = RunFolder(tmp_path / "here" / "run")
+    spec = RunSpec(
+        prompt="make it blue",
+        source_images=[str(source)],
+        context={"max_rounds": 3, "candidates": 2, "target_reward": None},
+    )
+    with pytest.raises(CriticUnavailableError):
+        asyncio.run(run_refine(builder, first, spec))
+    assert harness.inner.calls == 4
+
+    moved = RunFolder(tmp_path / "elsewhere" / "moved-run")
+    moved.path.parent.mkdir()
+    shutil.move(first.path, moved.path)
+    source.unlink()  # the run keeps its own copy of the source image
+    harness.critic.fail_after = None
+
+    outcome = asyncio.run(run_refine(builder, moved, RunSpec.load(moved), resume=True))
+    assert outcome.finished and len(outcome.values["rounds"]) == 3
+    assert harness.inner.calls == 6  # only round 2 was generated after the move
+    assert not first.path.exists()  # nothing was written at the old place
+    summary = outcome.values["summary"]
+    assert summary["run_dir"] == str(moved.path) == outcome.values["run_dir"]
+    assert Path(summary["best"]["image"]).is_file() and summary["best"]["image"].startswith(str(moved.path))
+    assert Path(summary["best"]["critique"]).is_file()
+    assert summary["source_images"] == [str(moved.path / "inputs" / "source-0.png")]
+    for candidate in outcome.values["candidates"]:
+        assert not Path(candidate["image"]).is_absolute() and (moved.path / candidate["image"]).is_file()
+        assert (moved.path / candidate["critique_json"]).is_file()
+    report = moved.file(RunFolder.REPORT).read_text()
+    assert str(tmp_path) not in report and "rounds/r02/c00.png" in report
+
+
+def test_a_truncated_trajectory_is_a_run_error(harness, tmp_path):
+    folder = _finished_run(harness, tmp_path)
+    path = folder.file(RunFolder.TRAJECTORY)
+    path.write_text(path.read_text()[:-40])
+    with pytest.raises(RunError, match=r"trajectory.jsonl line 2 is damaged.*delete it"):
+        folder.read_trajectory()
+    # As the message says: without the file, a resume rewrites it from the checkpoints.
+    path.unlink()
+    outcome = asyncio.run(run_refine(harness.builder(), folder, RunSpec.load(folder), resume=True))
+    assert outcome.finished and len(folder.read_trajectory()) == 2

@@ -10,7 +10,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from benchkit import PixelCriticServer, PixelGenerator, PixelScript, components, write_jsonl
+from benchkit import PixelCritic, PixelCriticServer, PixelGenerator, PixelScript, components, write_jsonl
 
 from gcr.agent.runner import RunSpec
 from gcr.bench.pipeline import BenchSettings, run_bench
@@ -94,3 +94,44 @@ def test_a_rerun_after_a_failing_generator_generates_again(tmp_path: Path) -> No
         asked = len(server.chat_requests)
     assert again.failed == 0 and again.complete
     assert len(gen.calls) == 12 and asked == 12  # two rounds of two candidates, three prompts
+
+
+class PickyGenerator(PixelGenerator):
+    """A PixelGenerator that fails on prompts containing ``refuse`` (while it is set)."""
+
+    refuse: str | None = None
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        if self.refuse is not None and self.refuse in request.prompt:
+            raise GeneratorError(f"the scripted generator refuses {self.refuse!r}")
+        return super().generate(request)
+
+
+def test_a_damaged_checkpoint_fails_its_prompt_and_the_bench_goes_on(tmp_path: Path) -> None:
+    rows = [{"id": f"q{i}", "prompt": f"scene {i} [base 2.5]"} for i in range(4)]
+    prompt_set = load_prompt_set(write_jsonl(tmp_path / "p.jsonl", rows))
+    out = tmp_path / "out"
+
+    def go(generator: PixelGenerator, limit: int) -> object:
+        return asyncio.run(
+            run_bench(
+                prompt_set,
+                template(),
+                str(out),
+                BenchSettings(concurrency=2, limit=limit),
+                load=lambda s, t: components(generator, PixelCritic()),
+            )
+        )
+
+    gen = PickyGenerator()
+    gen.refuse = "scene 1"
+    first = go(gen, limit=3)
+    assert first.failed == 1 and records(out)["q1"]["status"] == "failed", records(out)
+    store = out / "runs" / "q1" / "checkpoints.sqlite"
+    store.write_bytes(b"garbage, not a database " * 100)
+
+    again = go(PixelGenerator(), limit=4)  # q1 to retry, q3 new
+    final = records(out)
+    assert again.failed == 1 and final["q3"]["status"] == "ok"
+    assert final["q1"]["status"] == "failed" and final["q1"]["error"]["type"] == "RunError"
+    assert "cannot be resumed: the checkpoint file is damaged" in final["q1"]["error"]["message"]

@@ -8,7 +8,8 @@ a :class:`RefineContext`::
     graph = build_graph(generator=my_generator, critic=my_critic).compile()
     result = await graph.ainvoke({"prompt": "a red cat on a blue chair"},
                                  context=RefineContext(max_rounds=3, candidates=2))
-    result["best"]["image"]   # path of the best image of the whole run
+    result["summary"]["best"]["image"]   # path of the best image of the whole run
+    result["best"]["image"]              # the same, relative to result["run_dir"]
 """
 
 from gcr.agent.cache import ArtifactCache, critique_key, generation_key

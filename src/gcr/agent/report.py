@@ -208,7 +208,7 @@ def _round_html(
         else:
             out.append(f"<div class='reward'>reward {cand['reward']:.3f}</div>")
             out.append(_scores_table(cand["scores"]))
-            out.append(_critique_details(cand))
+            out.append(_critique_details(folder, cand))
         out.append("</div>")
     out.append("</div>")
     refinement = record.get("refinement")
@@ -237,12 +237,13 @@ def _scores_table(scores: Mapping[str, float | None]) -> str:
     return f"<table class='scores'>{''.join(rows)}</table>"
 
 
-def _critique_details(cand: CandidateRecord) -> str:
-    path = cand.get("critique_json")
-    if not path or not Path(path).is_file():
+def _critique_details(folder: RunFolder, cand: CandidateRecord) -> str:
+    recorded = cand.get("critique_json")
+    path = folder.resolve(recorded) if recorded else None
+    if path is None or not path.is_file():
         return ""
     try:
-        critique = Critique.from_json(Path(path).read_text("utf-8"))
+        critique = Critique.from_json(path.read_text("utf-8"))
     except ValueError as exc:
         logger.warning("cannot read critique %s for the report: %s", path, exc)
         return ""
@@ -254,7 +255,8 @@ def _critique_details(cand: CandidateRecord) -> str:
     return f"<details><summary>critique</summary>{items}{summary}</details>"
 
 
-def _src(folder: RunFolder, path: str, embed: bool) -> str:
+def _src(folder: RunFolder, recorded: str, embed: bool) -> str:
+    path = folder.resolve(recorded)  # records hold paths relative to the run folder
     if embed:
         return to_data_url(load_image(path))
     try:

@@ -46,8 +46,25 @@ class RunFolder:
         return f"RunFolder({str(self.path)!r})"
 
     def create(self) -> RunFolder:
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"{self.path} is a file, not a run folder: choose a folder for the run")
         self.path.mkdir(parents=True, exist_ok=True)
         return self
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path recorded in the run's state: relative ones are inside this folder."""
+        p = Path(path)
+        return p if p.is_absolute() else self.path / p
+
+    def relative(self, path: str | Path) -> str:
+        """How the state records ``path``: relative to this folder (POSIX) when inside it.
+
+        The state and the trajectory hold such paths, so a run folder moved elsewhere resumes.
+        """
+        try:
+            return Path(path).resolve().relative_to(self.path).as_posix()
+        except ValueError:
+            return str(path)
 
     def source_path(self, index: int) -> Path:
         return self.path / "inputs" / f"source-{index}.png"
@@ -100,7 +117,23 @@ class RunFolder:
         path = self.file(self.TRAJECTORY)
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+        rounds = []
+        for number, line in enumerate(path.read_text("utf-8", errors="replace").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                record, why = None, str(exc)
+            else:
+                why = "not a round record"
+            if not isinstance(record, dict):
+                raise RunError(
+                    f"{path} line {number} is damaged ({why}): delete it and resume again; gcr rewrites "
+                    "it from the checkpoints"
+                )
+            rounds.append(record)
+        return rounds
 
 
 def build_summary(
@@ -111,8 +144,17 @@ def build_summary(
     critic: str,
     refiner: str,
     finished_at: float,
+    folder: RunFolder | None = None,
 ) -> dict[str, Any]:
-    """The content of ``summary.json`` from the graph's final state ``values``."""
+    """The content of ``summary.json`` from the graph's final state ``values``.
+
+    Paths in the summary are absolute, in ``folder`` (default: the state's ``run_dir``).
+    """
+    folder = folder if folder is not None else RunFolder(values.get("run_dir") or ".")
+
+    def where(path: str | None) -> str | None:
+        return None if path is None else str(folder.resolve(path))
+
     rounds: list[RoundRecord] = list(values.get("rounds") or [])
     candidates: list[CandidateRecord] = list(values.get("candidates") or [])
     best: CandidateRecord | None = values.get("best")
@@ -123,21 +165,21 @@ def build_summary(
     return {
         "prompt": values.get("prompt"),
         "task": task,
-        "source_images": list(values.get("source_images") or []),
+        "source_images": [where(p) for p in values.get("source_images") or []],
         "generator": generator,
         "critic": critic,
         "refiner": refiner,
         "best": None
         if best is None
         else {
-            "image": best["image"],
+            "image": where(best["image"]),
             "prompt": best["prompt"],
             "reward": best["reward"],
             "scores": best["scores"],
             "round": best["round"],
             "candidate": best["index"],
             "seed": best["seed"],
-            "critique": best["critique_json"],
+            "critique": where(best["critique_json"]),
         },
         "start_reward": start_reward,
         "final_reward": final_reward,
@@ -156,5 +198,5 @@ def build_summary(
             "rounds_s": sum(r["elapsed_s"] for r in rounds),
             "wall_s": max(0.0, finished_at - started_at),
         },
-        "run_dir": values.get("run_dir"),
+        "run_dir": str(folder.path),
     }

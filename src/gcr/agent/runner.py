@@ -96,6 +96,22 @@ class RunOutcome:
     pending_review: dict[str, Any] | None = None
 
 
+def _located(values: Any, folder: RunFolder) -> dict[str, Any]:
+    """The state's values with ``run_dir`` naming where the run folder is now (it may have moved;
+    the other paths in the state are relative to it)."""
+    located = dict(values)
+    if located:
+        located["run_dir"] = str(folder.path)
+    return located
+
+
+def _rewrite_missing_trajectory(folder: RunFolder, values: Any) -> None:
+    """Write ``trajectory.jsonl`` again from the checkpoint when it is gone (deleted because damaged)."""
+    rounds = list(values.get("rounds") or [])
+    if rounds and not folder.file(RunFolder.TRAJECTORY).exists():
+        folder.write_trajectory(rounds, list(values.get("candidates") or []))
+
+
 def _finished(snapshot: Any) -> bool:
     """Whether the graph ran to its end.
 
@@ -147,14 +163,16 @@ async def run_refine(
             if not snapshot.values:
                 logger.info("no checkpoint in %s yet; starting the run from the beginning", folder.path)
             elif _finished(snapshot):
-                return RunOutcome(dict(snapshot.values), finished=True)
+                _rewrite_missing_trajectory(folder, snapshot.values)
+                return RunOutcome(_located(snapshot.values, folder), finished=True)
             elif await _retry_skipped_candidates(graph, config, snapshot):
                 payload = None
             else:
                 pending = _pending_review(snapshot)
                 if pending is not None:
                     if on_review is None:
-                        return RunOutcome(dict(snapshot.values), finished=False, pending_review=pending)
+                        values = _located(snapshot.values, folder)
+                        return RunOutcome(values, finished=False, pending_review=pending)
                     payload = Command(resume=await _answer(on_review, pending))
                 else:
                     payload = None
@@ -170,9 +188,9 @@ async def run_refine(
                     review = chunk["__interrupt__"][0].value
             snapshot = await graph.aget_state(config)
             if review is None:
-                return RunOutcome(dict(snapshot.values), finished=_finished(snapshot))
+                return RunOutcome(_located(snapshot.values, folder), finished=_finished(snapshot))
             if on_review is None:
-                return RunOutcome(dict(snapshot.values), finished=False, pending_review=review)
+                return RunOutcome(_located(snapshot.values, folder), finished=False, pending_review=review)
             payload = Command(resume=await _answer(on_review, review))
 
 

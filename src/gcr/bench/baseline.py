@@ -70,7 +70,7 @@ def baseline_record(
         "best_reward": None if best is None else best["reward"],
         "best_scores": {} if best is None else dict(best["scores"]),
         "best_seed": None if best is None else best["seed"],
-        "best_image": None if best is None else relative(best["image"], root),
+        "best_image": None if best is None else relative(best["image"], root, values.get("run_dir")),
         "timings": dict(summary.get("timings") or {}),
         "elapsed_s": round(watch(), 4),
     }

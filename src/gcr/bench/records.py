@@ -16,10 +16,15 @@ from typing import Any
 from gcr.bench.prompts import BenchCase
 
 
-def relative(path: str | Path | None, root: Path) -> str | None:
-    """``path`` relative to ``root`` (POSIX separators) when it lies inside it, else as given."""
+def relative(path: str | Path | None, root: Path, run_dir: str | Path | None = None) -> str | None:
+    """``path`` relative to ``root`` (POSIX separators) when it lies inside it, else as given.
+
+    A relative ``path`` is one recorded in a run's state: relative to that run's ``run_dir``.
+    """
     if path is None:
         return None
+    if run_dir is not None and not Path(path).is_absolute():
+        path = Path(run_dir) / path
     try:
         return Path(os.path.relpath(Path(path).resolve(), root)).as_posix()
     except ValueError:  # another drive on Windows
@@ -71,8 +76,8 @@ def refine_record(case: BenchCase, values: Mapping[str, Any], root: Path, elapse
         "best_round": None if best is None else best["round"],
         "best_prompt": None if best is None else best["prompt"],
         "best_seed": None if best is None else best["seed"],
-        "initial_image": None if initial is None else relative(initial["image"], root),
-        "best_image": None if best is None else relative(best["image"], root),
+        "initial_image": None if initial is None else relative(initial["image"], root, values.get("run_dir")),
+        "best_image": None if best is None else relative(best["image"], root, values.get("run_dir")),
         "timings": dict(summary.get("timings") or {}),
         "elapsed_s": round(elapsed_s, 4),
         "finished_at": _now(),

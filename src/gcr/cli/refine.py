@@ -206,14 +206,15 @@ def _run(folder: Any, spec: Any, *, resume: bool, as_json: bool) -> None:
 
     if resume and not folder.file(folder.SETTINGS).is_file():
         raise RunError(f"{folder.path} holds no gcr run (run.json is missing)")
-    if not resume and folder.file(folder.CHECKPOINTS).exists():  # say so before any model loads
-        raise RunError(f"{folder.path} already holds a run; resume it (--resume) or choose another folder")
+    if not resume:  # say so before any model loads
+        _check_new_run_folder(folder)
+    finished_rounds = folder.read_trajectory() if resume and not as_json else []
     with err_console.status("loading the generator and the critic (the first use may download weights) ..."):
         parts = load_components(spec)
     builder = build_graph(**parts.graph_kwargs())
     table = None if as_json else RoundTable(err_console)
     if table is not None and resume:
-        table.preload(folder.read_trajectory())
+        table.preload(finished_rounds)
 
     def review(request: dict[str, Any]) -> dict[str, Any]:
         return ask_review(err_console, table, request)
@@ -245,6 +246,17 @@ def _run(folder: Any, spec: Any, *, resume: bool, as_json: bool) -> None:
             )
         raise
     _finish(outcome.values, as_json)
+
+
+def _check_new_run_folder(folder: Any) -> None:
+    """A new run goes into a new or empty folder: never over a file, a run, or someone's files."""
+    path = folder.path
+    if path.exists() and not path.is_dir():
+        raise RunError(f"{path} is a file, not a folder: give --out a new (or empty) folder for the run")
+    if folder.file(folder.CHECKPOINTS).exists() or folder.file(folder.SETTINGS).exists():
+        raise RunError(f"{path} already holds a run; resume it (--resume) or choose another folder")
+    if path.is_dir() and any(path.iterdir()):
+        raise RunError(f"{path} is not empty and holds no gcr run: give --out a new (or empty) folder")
 
 
 def _finish(values: dict[str, Any], as_json: bool) -> None:

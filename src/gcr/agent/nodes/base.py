@@ -13,6 +13,7 @@ from gcr.agent.context import RefineContext
 from gcr.agent.guard import PromptGuard
 from gcr.agent.protocols import CriticProtocol
 from gcr.agent.refiner import Refiner
+from gcr.agent.run_folder import RunFolder
 from gcr.agent.stopping import StoppingPolicy, StopRules
 from gcr.critic.schema import Task
 from gcr.critic.scoring import RewardSpec
@@ -49,6 +50,13 @@ class NodeDeps:
     def settings(self, runtime: Runtime[Any] | None) -> RefineContext:
         context = getattr(runtime, "context", None)
         return context if isinstance(context, RefineContext) else self.defaults
+
+    @staticmethod
+    def folder(settings: RefineContext, recorded: str) -> RunFolder:
+        """The run folder: the one the run is given now (``settings.run_dir``), else the one the state
+        recorded. The settings win so a run folder moved between a stop and a resume is used where
+        it is; paths in the state are relative to it."""
+        return RunFolder(settings.run_dir or recorded)
 
     def policy(self, settings: RefineContext) -> StoppingPolicy:
         if self.stopping is not None:

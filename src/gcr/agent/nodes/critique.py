@@ -38,7 +38,7 @@ CritiqueNode = Callable[[CritiqueTask, Runtime[RefineContext]], Awaitable[dict[s
 def make_critique(deps: NodeDeps) -> CritiqueNode:
     async def critique(task: CritiqueTask, runtime: Runtime[RefineContext]) -> dict[str, Any]:
         settings = deps.settings(runtime)
-        folder = RunFolder(task["run_dir"])
+        folder = deps.folder(settings, task["run_dir"])
         json_path, text_path = folder.critique_paths(task["round"], task["index"])
         kind = deps.task
         key = critique_key(
@@ -52,7 +52,7 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
         cached, seconds = result is not None, 0.0
         if result is None:
             # Decoding PNGs takes tens of milliseconds at 1024 px: keep it off the event loop.
-            image, sources = await asyncio.to_thread(_load_images, task)
+            image, sources = await asyncio.to_thread(_load_images, task, folder)
             started = time.perf_counter()
             try:
                 result = await deps.critic.acritique(task["user_prompt"], image, sources=sources, task=kind)
@@ -61,7 +61,9 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
                 raw = getattr(exc, "raw_text", "")
                 if raw:
                     folder.write_text(text_path, raw)
-                return _skip(deps, runtime, task, str(exc), seconds, text_path if raw else None)
+                return _skip(
+                    deps, runtime, task, str(exc), seconds, folder.relative(text_path) if raw else None
+                )
             seconds = time.perf_counter() - started
             if deps.cache is not None:
                 deps.cache.put_critique(key, result)
@@ -70,7 +72,15 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
         try:
             reward = normalized_reward(result, deps.reward_spec(settings))
         except RewardError as exc:
-            return _skip(deps, runtime, task, str(exc), seconds, text_path, json_path=str(json_path))
+            return _skip(
+                deps,
+                runtime,
+                task,
+                str(exc),
+                seconds,
+                folder.relative(text_path),
+                json_path=folder.relative(json_path),
+            )
         record = _record(task, seconds, cached)
         record.update(
             status="scored",
@@ -78,8 +88,8 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
             scores=result.scores,
             critique_summary=result.summary,
             refined_request=result.refined_request,
-            critique_json=str(json_path),
-            critique_text=str(text_path),
+            critique_json=folder.relative(json_path),
+            critique_text=folder.relative(text_path),
         )
         deps.emit(
             runtime,
@@ -98,8 +108,10 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
     return critique
 
 
-def _load_images(task: CritiqueTask) -> tuple[Image.Image, list[Image.Image]]:
-    return load_image(task["image"]), [load_image(p) for p in task["source_images"]]
+def _load_images(task: CritiqueTask, folder: RunFolder) -> tuple[Image.Image, list[Image.Image]]:
+    return load_image(folder.resolve(task["image"])), [
+        load_image(folder.resolve(p)) for p in task["source_images"]
+    ]
 
 
 def _record(task: CritiqueTask, seconds: float, cached: bool) -> CandidateRecord:

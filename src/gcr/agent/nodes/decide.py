@@ -11,7 +11,6 @@ from langgraph.runtime import Runtime
 from gcr.agent.context import RefineContext
 from gcr.agent.events import event
 from gcr.agent.nodes.base import NodeDeps
-from gcr.agent.run_folder import RunFolder
 from gcr.agent.state import CandidateRecord, RefineState, RoundRecord
 from gcr.agent.stopping import RoundOutcome
 from gcr.errors import CriticResponseError
@@ -22,6 +21,7 @@ DecideNode = Callable[[RefineState, Runtime[RefineContext]], dict[str, Any]]
 def make_decide(deps: NodeDeps) -> DecideNode:
     def decide(state: RefineState, runtime: Runtime[RefineContext]) -> dict[str, Any]:
         settings = deps.settings(runtime)
+        folder = deps.folder(settings, state["run_dir"])
         index = state["round"]
         candidates = list(state.get("candidates") or [])
         members = [c for c in candidates if c["round"] == index]
@@ -30,7 +30,7 @@ def make_decide(deps: NodeDeps) -> DecideNode:
             reasons = "; ".join(f"candidate {c['index']}: {c['skip_reason']}" for c in members)
             raise CriticResponseError(
                 f"no candidate of round {index} could be scored ({reasons}). The critic's raw answers are "
-                f"in {RunFolder(state['run_dir']).path / 'rounds'}; a new run reuses the cached images"
+                f"in {folder.path / 'rounds'}; a new run reuses the cached images"
             )
         # Highest reward wins; on a tie the lower candidate index (the earlier seed).
         round_best = max(scored, key=lambda c: (c["reward"], -c["index"]))
@@ -71,7 +71,7 @@ def make_decide(deps: NodeDeps) -> DecideNode:
             for r in rounds
         ]
         decision = deps.policy(settings).decide(history)
-        RunFolder(state["run_dir"]).write_trajectory(rounds, candidates)
+        folder.write_trajectory(rounds, candidates)
         deps.emit(
             runtime,
             event(

@@ -24,7 +24,7 @@ FinishNode = Callable[[RefineState, Runtime[RefineContext]], dict[str, Any]]
 def make_finish(deps: NodeDeps) -> FinishNode:
     def finish(state: RefineState, runtime: Runtime[RefineContext]) -> dict[str, Any]:
         settings = deps.settings(runtime)
-        folder = RunFolder(state["run_dir"])
+        folder = deps.folder(settings, state["run_dir"])
         summary = build_summary(
             state,
             task=deps.task.value,
@@ -32,6 +32,7 @@ def make_finish(deps: NodeDeps) -> FinishNode:
             critic=deps.critic.model_id,
             refiner=deps.refiner.name,
             finished_at=time.time(),
+            folder=folder,
         )
         folder.write_json(RunFolder.SUMMARY, summary)
         folder.write_trajectory(state.get("rounds") or [], state.get("candidates") or [])
@@ -48,7 +49,7 @@ def make_finish(deps: NodeDeps) -> FinishNode:
                 reason=state.get("stop_reason"),
                 detail=state.get("stop_detail"),
                 rounds=len(state.get("rounds") or []),
-                best_image=None if best is None else best["image"],
+                best_image=summary["best"]["image"] if summary["best"] else None,
                 best_reward=None if best is None else best["reward"],
                 best_prompt=None if best is None else best["prompt"],
             ),

@@ -38,7 +38,7 @@ GenerateNode = Callable[[CandidateTask, Runtime[RefineContext]], Awaitable[Comma
 def make_generate(deps: NodeDeps) -> GenerateNode:
     async def generate(task: CandidateTask, runtime: Runtime[RefineContext]) -> Command[Any]:
         settings = deps.settings(runtime)
-        folder = RunFolder(task["run_dir"])
+        folder = deps.folder(settings, task["run_dir"])
         target = folder.image_path(task["round"], task["index"])
         sidecar = target.with_suffix(".generation.json")
         params = settings.generation_params()
@@ -49,7 +49,7 @@ def make_generate(deps: NodeDeps) -> GenerateNode:
             seed=task["seed"],
             source_digests=task["source_digests"],
         )
-        digest, seconds, cached = await _produce(deps, task, params, key, target, sidecar)
+        digest, seconds, cached = await _produce(deps, task, folder, params, key, target, sidecar)
         folder.write_text(sidecar, json.dumps({"key": key, "image_digest": digest, "seed": task["seed"]}))
         deps.emit(
             runtime,
@@ -64,7 +64,11 @@ def make_generate(deps: NodeDeps) -> GenerateNode:
             ),
         )
         payload = CritiqueTask(
-            **task, image=str(target), image_digest=digest, generate_s=seconds, cached_generation=cached
+            **task,
+            image=folder.relative(target),
+            image_digest=digest,
+            generate_s=seconds,
+            cached_generation=cached,
         )
         return Command(goto=Send("critique", payload))
 
@@ -72,13 +76,19 @@ def make_generate(deps: NodeDeps) -> GenerateNode:
 
 
 async def _produce(
-    deps: NodeDeps, task: CandidateTask, params: dict[str, Any], key: str, target: Path, sidecar: Path
+    deps: NodeDeps,
+    task: CandidateTask,
+    folder: RunFolder,
+    params: dict[str, Any],
+    key: str,
+    target: Path,
+    sidecar: Path,
 ) -> tuple[str, float, bool]:
     """Find or make the candidate's image at ``target``: (pixel digest, generator seconds, cached)."""
     found = await asyncio.to_thread(_find, deps, key, target, sidecar)
     if found is not None:
         return found, 0.0, True
-    request = await asyncio.to_thread(_request, task, params)
+    request = await asyncio.to_thread(_request, task, folder, params)
     loop = asyncio.get_running_loop()
     result, seconds = await loop.run_in_executor(deps.generator_executor, _call_generator, deps, request)
     digest = await asyncio.to_thread(_store, deps, task, key, target, result, seconds)
@@ -89,12 +99,12 @@ def _find(deps: NodeDeps, key: str, target: Path, sidecar: Path) -> str | None:
     return _from_run_folder(target, sidecar, key) or _from_cache(deps, key, target)
 
 
-def _request(task: CandidateTask, params: dict[str, Any]) -> GenerationRequest:
+def _request(task: CandidateTask, folder: RunFolder, params: dict[str, Any]) -> GenerationRequest:
     return GenerationRequest(
         prompt=task["prompt"],
         seed=task["seed"],
         num_images=1,
-        source_images=[load_image(p) for p in task["source_images"]],
+        source_images=[load_image(folder.resolve(p)) for p in task["source_images"]],
         **params,
     )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -21,7 +20,6 @@ from gcr.agent.events import event
 from gcr.agent.guard import GuardVerdict
 from gcr.agent.nodes.base import NodeDeps
 from gcr.agent.refiner import RefineRequest
-from gcr.agent.run_folder import RunFolder
 from gcr.agent.state import Refinement, RefineState
 from gcr.agent.stopping import StopReason
 from gcr.critic.schema import Critique
@@ -37,7 +35,8 @@ def make_refine(deps: NodeDeps) -> RefineNode:
         last = rounds[-1]
         candidates = list(state.get("candidates") or [])
         best = next(c for c in candidates if c["round"] == last["round"] and c["index"] == last["best_index"])
-        critique = Critique.from_json(Path(best["critique_json"]).read_text("utf-8"))  # type: ignore[arg-type]
+        folder = deps.folder(settings, state["run_dir"])
+        critique = Critique.from_json(folder.resolve(best["critique_json"]).read_text("utf-8"))  # type: ignore[arg-type]
         tried = [r["prompt"] for r in rounds]
         started = time.perf_counter()
         proposal = await deps.refiner.propose(
@@ -72,7 +71,7 @@ def make_refine(deps: NodeDeps) -> RefineNode:
             refine_s=seconds,
         )
         rounds[-1] = {**last, "refinement": refinement}
-        RunFolder(state["run_dir"]).write_trajectory(rounds, candidates)
+        folder.write_trajectory(rounds, candidates)
         deps.emit(
             runtime,
             event(

@@ -55,7 +55,7 @@ def make_start(deps: NodeDeps) -> Node:
             if Path(source).expanduser().resolve() != target:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 image.save(target, format="PNG")
-            copies.append(str(target))
+            copies.append(folder.relative(target))
             digests.append(image_digest(image))
         deps.emit(
             runtime,
