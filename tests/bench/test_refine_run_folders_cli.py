@@ -127,3 +127,29 @@ def test_a_run_folder_moved_mid_run_resumes_from_the_cli(monkeypatch, capsys, se
     for line in (moved / "trajectory.jsonl").read_text().splitlines():
         for candidate in json.loads(line)["candidates"]:
             assert (moved / candidate["image"]).is_file()
+
+
+def test_resume_of_a_tampered_checkpoint_runs_no_code(monkeypatch, capsys, server, tmp_path):
+    import shlex
+    import sqlite3
+
+    import ormsgpack
+
+    run = tmp_path / "run"
+    assert gcr(monkeypatch, capsys, *refine(server, run))[0] == 0
+    marker = tmp_path / "pwned"
+    db = sqlite3.connect(run / "checkpoints.sqlite")
+    latest = "SELECT rowid, checkpoint FROM checkpoints ORDER BY checkpoint_id DESC"
+    rowid, blob = db.execute(latest).fetchone()
+    checkpoint = ormsgpack.unpackb(blob, ext_hook=ormsgpack.Ext, option=ormsgpack.OPT_NON_STR_KEYS)
+    # LangGraph's extension 1 means "call module.name(*args)" on load.
+    command = ormsgpack.packb(["os", "system", [f"touch {shlex.quote(str(marker))}"]])
+    checkpoint["channel_values"]["stop_reason"] = ormsgpack.Ext(1, command)
+    db.execute("UPDATE checkpoints SET checkpoint = ? WHERE rowid = ?", (ormsgpack.packb(checkpoint), rowid))
+    db.commit()
+    db.close()
+
+    code, _, err = gcr(monkeypatch, capsys, "refine", "--resume", str(run))
+    assert not marker.exists()
+    assert code == 1 and "Traceback" not in err
+    assert "cannot be resumed: a checkpoint names code to load (os.system)" in err
