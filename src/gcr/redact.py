@@ -9,6 +9,7 @@ to be written. :class:`gcr.errors.GCRError` applies it to every error message.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -38,3 +39,15 @@ def redact_data(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact_data(item) for item in value]
     return value
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks URL passwords in every record it passes (libraries such as
+    httpx log request URLs as they are)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True

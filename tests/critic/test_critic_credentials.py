@@ -76,3 +76,29 @@ def test_every_gcr_error_hides_url_passwords():
 def test_a_masked_password_asks_for_the_url_again():
     with pytest.raises(ConfigError, match="give the full URL again with --critic"):
         normalize_base_url("http://me:***@10.0.0.1:8000/v1")
+
+
+def test_verbose_logs_of_the_cli_hide_url_passwords(critic_stub, monkeypatch, capsys, tmp_path):
+    import io
+    import sys
+
+    from PIL import Image
+
+    from gcr.cli.app import main
+
+    image = tmp_path / "cube.png"
+    Image.new("RGB", (8, 8)).save(image)
+    critic_stub.enqueue(GOOD_T2I_ANSWER)
+    url = critic_stub.url.replace("http://", "http://me:hunter2-pw@")
+    argv = ["gcr", "-vv", "critique", str(image), "--prompt", "a cube"]
+    argv += ["--critic", url, "--model", "stub-critic"]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code
+    out, err = capsys.readouterr()
+    shown = "".join((out + err).split())
+    assert "HTTPRequest" in shown  # httpx logged its requests, URL included ...
+    assert "me:***@127.0.0.1" in shown and "hunter2-pw" not in shown  # ... without the password

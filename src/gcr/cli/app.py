@@ -16,6 +16,7 @@ from rich.text import Text
 
 from gcr.cli.console import err_console
 from gcr.errors import GCRError
+from gcr.redact import RedactingFilter
 
 app = typer.Typer(
     name="gcr",
@@ -42,6 +43,8 @@ def _root(
         handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())  # URL passwords never reach the screen
     # Third-party libraries are chatty at INFO; keep them at WARNING unless -vv.
     if verbose < 2:
         for name in ("httpx", "httpcore", "openai", "urllib3"):
