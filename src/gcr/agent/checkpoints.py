@@ -96,8 +96,19 @@ class RunCheckpointSerializer(JsonPlusSerializer):
 async def open_checkpointer(path: str | Path) -> AsyncIterator[AsyncSqliteSaver]:
     """An :class:`AsyncSqliteSaver` on ``path`` that reads through :class:`RunCheckpointSerializer`."""
     where = str(path)
-    async with aiosqlite.connect(where) as conn:
-        yield AsyncSqliteSaver(conn, serde=RunCheckpointSerializer(where))
+    conn = await aiosqlite.connect(where)
+    saver = AsyncSqliteSaver(conn, serde=RunCheckpointSerializer(where))
+    try:
+        yield saver
+    finally:
+        # When a run fails, LangGraph may still be writing the failed step's results in a
+        # background task. Closing the connection under that write leaves its statement
+        # unfinalized, and SQLite then keeps the connection (its lock and WAL) alive until the
+        # garbage collector frees the cursor: a retry in the same process finds the database
+        # locked. Every saver operation holds ``saver.lock``; closing under it waits for the
+        # write in flight, and a later one fails at once, before it opens a cursor.
+        async with saver.lock:
+            await conn.close()
 
 
 def damaged_store(path: str | Path, exc: sqlite3.Error) -> RunError:
