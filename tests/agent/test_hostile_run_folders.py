@@ -187,3 +187,17 @@ def test_a_truncated_trajectory_is_a_run_error(harness, tmp_path):
     path.unlink()
     outcome = asyncio.run(run_refine(harness.builder(), folder, RunSpec.load(folder), resume=True))
     assert outcome.finished and len(folder.read_trajectory()) == 2
+
+
+def test_a_finished_run_moved_elsewhere_reports_its_new_place(harness, tmp_path):
+    import shutil
+
+    folder = _finished_run(harness, tmp_path, "done")
+    moved = RunFolder(tmp_path / "archive" / "done")
+    moved.path.parent.mkdir()
+    shutil.move(folder.path, moved.path)
+    outcome = asyncio.run(run_refine(harness.builder(), moved, RunSpec.load(moved), resume=True))
+    assert outcome.finished and outcome.values["run_dir"] == str(moved.path)
+    best = outcome.values["summary"]["best"]
+    assert best["image"].startswith(str(moved.path)) and Path(best["image"]).is_file()
+    assert Path(best["critique"]).is_file()

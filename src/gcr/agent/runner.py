@@ -15,6 +15,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from langgraph.graph import StateGraph
@@ -102,7 +103,27 @@ def _located(values: Any, folder: RunFolder) -> dict[str, Any]:
     located = dict(values)
     if located:
         located["run_dir"] = str(folder.path)
+    summary = located.get("summary")
+    if summary and summary.get("run_dir") and summary["run_dir"] != str(folder.path):
+        located["summary"] = _moved_summary(summary, Path(summary["run_dir"]), folder)
     return located
+
+
+def _moved_summary(summary: dict[str, Any], old: Path, folder: RunFolder) -> dict[str, Any]:
+    """A finished run's summary with its absolute paths moved from ``old`` into ``folder``."""
+
+    def moved(path: str | None) -> str | None:
+        if path is None or not Path(path).is_relative_to(old):
+            return path
+        return str(folder.path / Path(path).relative_to(old))
+
+    updated = {**summary, "run_dir": str(folder.path)}
+    updated["source_images"] = [moved(p) for p in summary.get("source_images") or []]
+    if summary.get("best"):
+        best = dict(summary["best"])
+        best["image"], best["critique"] = moved(best.get("image")), moved(best.get("critique"))
+        updated["best"] = best
+    return updated
 
 
 def _rewrite_missing_trajectory(folder: RunFolder, values: Any) -> None:
