@@ -16,13 +16,15 @@ import pytest
 from benchkit import PixelCriticServer, PixelGenerator, PixelScript
 
 from gcr.cli.app import main
-from gcr.generators.registry import register_generator
+from gcr.generators.registry import register_generator, unregister_generator
 from stubs.critic_server import StubReply
 
 
 @pytest.fixture(autouse=True)
 def pixel_generator():
     register_generator("pixel", PixelGenerator, replace=True)
+    yield
+    unregister_generator("pixel")
 
 
 @pytest.fixture
