@@ -157,3 +157,11 @@ def test_gcr_critique_and_refine_report_a_bomb_in_one_line(monkeypatch, capsys, 
         assert code == 1, err
         assert folded.startswith("error: image ") and "too large to read safely" in folded, err
         assert "Traceback" not in err and "DecompressionBombError" not in err
+
+
+def test_a_negative_prompt_over_the_limit_is_a_config_error():
+    from gcr.agent import RefineContext
+    from gcr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"negative_prompt is \d+ characters long"):
+        RefineContext(negative_prompt=HUGE)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gcr.errors import ConfigError
+from gcr.limits import prompt_too_long
 
 SeedPolicy = Literal["fixed", "per-round"]
 
@@ -119,6 +120,8 @@ class RefineContext:
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name} must be positive (got {value})")
+        if self.negative_prompt is not None and (too_long := prompt_too_long(self.negative_prompt)):
+            problems.append(f"negative_prompt {too_long}")
         if problems:
             raise ConfigError("invalid refine settings: " + "; ".join(problems))
 
