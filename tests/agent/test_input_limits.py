@@ -165,3 +165,18 @@ def test_a_negative_prompt_over_the_limit_is_a_config_error():
 
     with pytest.raises(ConfigError, match=r"negative_prompt is \d+ characters long"):
         RefineContext(negative_prompt=HUGE)
+
+
+def test_an_edited_prompt_over_the_limit_is_a_short_error_and_the_review_stays_open(harness, tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    spec = RunSpec(prompt="a cat", context={"max_rounds": 3, "interactive": True, "target_reward": None})
+    with pytest.raises(InputError, match=r"the review answer cannot be used .*characters long"):
+        asyncio.run(
+            run_refine(
+                harness.builder(), folder, spec, on_review=lambda r: {"action": "edit", "prompt": HUGE}
+            )
+        )
+    paused = asyncio.run(run_refine(harness.builder(), folder, spec, resume=True))
+    assert not paused.finished and paused.pending_review["proposed"] == "a cat, golden light"
+    done = asyncio.run(run_refine(harness.builder(), folder, spec, resume=True, on_review=lambda r: "reject"))
+    assert done.finished and done.values["stop_reason"] == "user_rejected"

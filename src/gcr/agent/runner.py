@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pydantic
 from langgraph.graph import StateGraph
 from langgraph.types import Command, Overwrite
 
 from gcr.agent.checkpoints import damaged_store, open_checkpointer
 from gcr.agent.context import RefineContext
 from gcr.agent.graph import GRAPH_NAME
+from gcr.agent.nodes.review import ReviewAnswer
 from gcr.agent.run_folder import RunFolder
 from gcr.errors import InputError, RunError
 from gcr.limits import check_prompt
@@ -255,6 +257,10 @@ async def _answer(handler: ReviewHandler, request: dict[str, Any]) -> Any:
     answer = handler(request)
     if inspect.isawaitable(answer):
         answer = await answer  # type: ignore[assignment]
-    if hasattr(answer, "model_dump"):
-        return answer.model_dump()
-    return answer
+    try:  # checked here, so a bad answer is a short error and the review stays open for a resume
+        return ReviewAnswer.model_validate(answer).model_dump()
+    except pydantic.ValidationError as exc:
+        why = "; ".join(str(e.get("msg", e)) for e in exc.errors())
+        raise InputError(
+            f"the review answer cannot be used ({why}); resume the run to answer again"
+        ) from None
