@@ -25,7 +25,8 @@ from gcr.critic.backends.base import ChatRequest, Completion, SamplingParams
 from gcr.critic.backends.microbatch import MicroBatcher
 from gcr.critic.defaults import DEFAULT_MAX_PIXELS
 from gcr.errors import ConfigError, CriticError, CriticLoadError, InputError
-from gcr.images import ensure_rgb, fit_pixel_budget
+from gcr.image_input import ImageInput, as_pil
+from gcr.images import fit_pixel_budget
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +280,9 @@ class TransformersBackend:
                     build_chat_messages(job.request), tokenize=False, add_generation_prompt=True
                 )
             )
-            images.extend(fit_pixel_budget(ensure_rgb(img), self.max_pixels) for img in job.request.images)
+            # Pixels go to the processor as they are in memory (an ImageInput decodes only if it
+            # came as bytes or a file); no PNG round trip on the way.
+            images.extend(fit_pixel_budget(as_pil(img), self.max_pixels) for img in job.request.images)
         inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
         inputs = inputs.to(device=model.device, dtype=self.dtype)
         options = _generation_options(jobs[0].sampling)
@@ -312,7 +315,7 @@ def build_chat_messages(request: ChatRequest) -> list[dict[str, Any]]:
     """The request in the processor's chat format: image parts stay where they are in the text."""
     content: list[dict[str, Any]] = []
     for part in request.parts:
-        if isinstance(part, Image.Image):
+        if isinstance(part, Image.Image | ImageInput):
             content.append({"type": "image"})
         elif part:
             content.append({"type": "text", "text": part})
@@ -327,7 +330,7 @@ def _check_request(request: ChatRequest) -> None:
     if not request.parts:
         raise InputError("the critic request has no content: give at least one text or image part")
     for part in request.parts:
-        if not isinstance(part, str | Image.Image):
+        if not isinstance(part, str | Image.Image | ImageInput):
             raise InputError(f"critic request parts must be text or PIL images, got {type(part).__name__}")
 
 
