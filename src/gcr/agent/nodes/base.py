@@ -11,6 +11,7 @@ from langgraph.runtime import Runtime
 from gcr.agent.cache import ArtifactCache
 from gcr.agent.context import RefineContext
 from gcr.agent.guard import PromptGuard
+from gcr.agent.image_store import ImageStore
 from gcr.agent.protocols import CriticProtocol
 from gcr.agent.refiner import Refiner
 from gcr.agent.stopping import StoppingPolicy, StopRules
@@ -29,6 +30,7 @@ class NodeDeps:
     call; its worker count bounds how many run at once (diffusers pipelines are not
     thread-safe). Calls waiting for it queue inside the executor, so they never hold
     the event loop's default worker threads that image decoding and encoding need.
+    ``images`` keeps the images this process wrote or read, so no node decodes them again.
     """
 
     generator: Generator
@@ -41,6 +43,7 @@ class NodeDeps:
     generator_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcr-generator")
     )
+    images: ImageStore = field(default_factory=ImageStore)
 
     @property
     def task(self) -> Task:

@@ -30,7 +30,7 @@ from gcr.agent.state import CandidateRecord, CritiqueTask
 from gcr.critic.schema import Critique
 from gcr.critic.scoring import normalized_reward
 from gcr.errors import CritiqueParseError, RewardError
-from gcr.images import load_image
+from gcr.image_input import ImageInput
 
 CritiqueNode = Callable[[CritiqueTask, Runtime[RefineContext]], Awaitable[dict[str, Any]]]
 
@@ -51,8 +51,9 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
         result: Critique | None = deps.cache.get_critique(key) if deps.cache is not None else None
         cached, seconds = result is not None, 0.0
         if result is None:
-            # Decoding PNGs takes tens of milliseconds at 1024 px: keep it off the event loop.
-            image, sources = await asyncio.to_thread(_load_images, task)
+            # The images generate kept (pixels and PNG bytes), else the files; anything that
+            # still has to be read or decoded happens off the event loop.
+            image, sources = await asyncio.to_thread(_images_for_critic, deps, task)
             started = time.perf_counter()
             try:
                 result = await deps.critic.acritique(task["user_prompt"], image, sources=sources, task=kind)
@@ -98,8 +99,20 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
     return critique
 
 
-def _load_images(task: CritiqueTask) -> tuple[Image.Image, list[Image.Image]]:
-    return load_image(task["image"]), [load_image(p) for p in task["source_images"]]
+def _images_for_critic(
+    deps: NodeDeps, task: CritiqueTask
+) -> tuple[Image.Image | ImageInput, list[Image.Image | ImageInput]]:
+    """The candidate and the sources as the critic takes them.
+
+    gcr's :class:`~gcr.critic.critic.Critic` takes :class:`ImageInput` (it sends the bytes
+    already written, or a ``file://`` URL, and decodes nothing); any other critic gets
+    PIL pixels, from memory when this process made the image.
+    """
+    image = deps.images.open(task["image"])
+    sources = [deps.images.open(p) for p in task["source_images"]]
+    if getattr(deps.critic, "accepts_image_inputs", False):
+        return image, list(sources)
+    return image.pixels(), [s.pixels() for s in sources]
 
 
 def _record(task: CritiqueTask, seconds: float, cached: bool) -> CandidateRecord:
