@@ -42,9 +42,9 @@ def colors(out: Path) -> dict[str, tuple]:
     for item in prefs:
         images = prefs.load_images(item)
         result[item.id] = (
-            images.a.getpixel((0, 0)),
-            images.b.getpixel((0, 0)),
-            tuple(s.getpixel((0, 0)) for s in images.sources),
+            images.a.pixels().getpixel((0, 0)),
+            images.b.pixels().getpixel((0, 0)),
+            tuple(s.pixels().getpixel((0, 0)) for s in images.sources),
         )
     return result
 

@@ -39,6 +39,10 @@ from gcr.bench.eval.records import PreferencePair
 from gcr.bench.eval.results import RESULTS_FILE, ResultStore, check_run_settings
 from gcr.critic.schema import NA_PAIRWISE_SCORE, Critique, PairwiseCritique, Task
 from gcr.errors import GCRError, InputError
+from gcr.image_input import ImageInput
+
+#: PIL pixels, or (for critics with ``accepts_image_inputs``) the stored bytes or file.
+AnyImage = Image.Image | ImageInput
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +117,12 @@ def pointwise_totals(critique_a: Critique, critique_b: Critique) -> tuple[float,
     return total_a, total_b, scores
 
 
-def _load_images(pair: PreferencePair) -> tuple[list[Image.Image], Image.Image, Image.Image]:
+def _load_images(
+    pair: PreferencePair, critic: PreferenceCritic
+) -> tuple[list[AnyImage], AnyImage, AnyImage]:
+    """The pair's images for the critic: stored bytes for gcr's Critic, decoded pixels for any other."""
+    if getattr(critic, "accepts_image_inputs", False):
+        return [s.to_input() for s in pair.sources], pair.image_a.to_input(), pair.image_b.to_input()
     return [s.load() for s in pair.sources], pair.image_a.load(), pair.image_b.load()
 
 
@@ -130,7 +139,7 @@ class _PointwiseCache:
         self._tasks: OrderedDict[tuple, asyncio.Task[Critique]] = OrderedDict()
 
     async def critique(
-        self, key: tuple, prompt: str, image: Image.Image, sources: list[Image.Image], task: Task
+        self, key: tuple, prompt: str, image: AnyImage, sources: list[AnyImage], task: Task
     ) -> Critique:
         job = self._tasks.get(key)
         if job is None:
@@ -165,7 +174,7 @@ async def _judge(
     start = time.perf_counter()
     try:
         pair.check()
-        sources, image_a, image_b = await asyncio.to_thread(_load_images, pair)
+        sources, image_a, image_b = await asyncio.to_thread(_load_images, pair, critic)
         if mode == "pairwise":
             critique = await critic.acompare(pair.prompt, image_a, image_b, sources=sources, task=pair.task)
             total_a, total_b = critique.totals()
