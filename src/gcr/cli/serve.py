@@ -6,6 +6,9 @@ and shows what happens.
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import typer
 from rich.text import Text
 
@@ -60,6 +63,12 @@ def critic_command(
     ),
     device: str | None = typer.Option(None, "--device", help="transformers server device (cpu, cuda)."),
     dtype: str | None = typer.Option(None, "--dtype", help="Model dtype, e.g. bfloat16 or float32."),
+    local_media: Path | None = typer.Option(
+        None,
+        "--local-media",
+        help="Folder (e.g. where your runs go) the server may read images from by file:// URL (vLLM); "
+        "clients on this machine then send images under it by path, not by bytes.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the server command and exit."),
     ready_timeout: float = typer.Option(
         900.0, "--ready-timeout", help="Seconds to wait for the server to answer before giving up."
@@ -69,7 +78,13 @@ def critic_command(
 
     Arguments after the options (or after --) go to the server command unchanged.
     """
-    from gcr.critic.serving import CriticServer, ServeConfig, build_command, format_command
+    from gcr.critic.serving import (
+        CriticServer,
+        ServeConfig,
+        build_command,
+        client_image_settings,
+        format_command,
+    )
 
     config = ServeConfig(
         model=model or default_critic_model(Task.parse(task)),
@@ -85,6 +100,7 @@ def critic_command(
         gpu_memory_utilization=gpu_memory_utilization,
         device=device,
         dtype=dtype,
+        local_media_root=local_media,
         extra_args=tuple(ctx.args),
     )
     if dry_run:
@@ -108,6 +124,17 @@ def critic_command(
         ),
         highlight=False,
     )
+    settings = client_image_settings(config)
+    if settings:
+        lines = " ".join(f"{k}={shlex.quote(v)}" for k, v in settings.items())
+        err_console.print(
+            Text.assemble(
+                "this server applies the pixel budget itself; for the fastest image transport set ",
+                (f"export {lines}", "bold"),
+                " in the shell that runs gcr",
+            ),
+            highlight=False,
+        )
     err_console.print("[dim]serving until Ctrl-C[/]")
     code = server.wait()
     if code not in (0, -2, -15, 130, 143):
