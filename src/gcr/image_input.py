@@ -206,6 +206,18 @@ class ImageInput:
                     self._encoded = (encode_png(self.pixels()), "image/png")
             return self._encoded
 
+    def record_file(self, path: str | Path) -> None:
+        """Note that the complete file ``path`` now holds :meth:`encoded`'s bytes (e.g. written behind).
+
+        Until this is called the image has no file, so it is never sent by path early.
+        """
+        with self._lock:
+            if self._encoded is None:
+                raise ValueError("record_file() needs the bytes that were written: call encoded() first")
+            self._data = self._encoded[0]
+            self._path = Path(path).resolve()
+            self._header = None  # read again from the bytes: now they can pass through
+
     def _read_file(self) -> bytes:
         assert self._path is not None
         try:

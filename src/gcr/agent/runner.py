@@ -9,19 +9,20 @@ not run again, and finished candidates of an interrupted round are kept.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import StateGraph
 from langgraph.types import Command
 
 from gcr.agent.context import RefineContext
 from gcr.agent.graph import GRAPH_NAME
+from gcr.agent.image_writer import BarrierSqliteSaver, ImageWriter, write_behind
 from gcr.agent.run_folder import RunFolder
 from gcr.errors import RunError
 
@@ -32,6 +33,9 @@ EventHandler = Callable[[dict[str, Any]], None]
 ReviewHandler = Callable[[dict[str, Any]], Any]
 
 SPEC_VERSION = 1
+
+#: LangGraph's checkpoint durability modes that keep a run resumable.
+Durability = Literal["sync", "async"]
 
 
 @dataclass
@@ -105,8 +109,15 @@ async def run_refine(
     resume: bool = False,
     on_event: EventHandler | None = None,
     on_review: ReviewHandler | None = None,
+    durability: Durability = "async",
 ) -> RunOutcome:
     """Run (or resume) one refine run in ``folder`` with a SQLite checkpointer.
+
+    Checkpoints are saved in the background while the next step runs (``durability``
+    ``"async"``; ``"sync"`` waits for each one), never before the run-folder images
+    they may name are complete on disk (see :mod:`gcr.agent.image_writer`). A process
+    killed mid-run may lose its last step, which a resume runs again (the cache makes a
+    repeated generation or critique cheap); errors inside a node lose nothing.
 
     A new run writes ``run.json`` first. ``resume=True`` continues from the last
     checkpoint; a run that already finished returns its final values at once.
@@ -125,39 +136,65 @@ async def run_refine(
             )
         spec.save(folder)
     config: dict[str, Any] = {"configurable": {"thread_id": spec.thread_id}}
-    async with AsyncSqliteSaver.from_conn_string(str(folder.file(RunFolder.CHECKPOINTS))) as saver:
-        graph = builder.compile(checkpointer=saver, name=GRAPH_NAME)
-        payload: Any = {"prompt": spec.prompt, "source_images": list(spec.source_images)}
-        if resume:
-            snapshot = await graph.aget_state(config)
-            if not snapshot.values:
-                logger.info("no checkpoint in %s yet; starting the run from the beginning", folder.path)
-            elif _finished(snapshot):
-                return RunOutcome(dict(snapshot.values), finished=True)
+    # Run-folder images are written by a writer thread; the checkpointer saves nothing
+    # until every queued image is complete on disk (see gcr.agent.image_writer), and it
+    # saves in the background while the next step runs, so neither waits in a round.
+    writer = ImageWriter()
+    async with BarrierSqliteSaver.from_conn_string(str(folder.file(RunFolder.CHECKPOINTS))) as saver:
+        saver.image_writer = writer
+        try:
+            with write_behind(writer):
+                return await _drive(
+                    builder, saver, folder, config, context, spec, resume, on_event, on_review, durability
+                )
+        finally:
+            await asyncio.to_thread(writer.close)
+
+
+async def _drive(
+    builder: StateGraph[Any, Any, Any, Any],
+    saver: BarrierSqliteSaver,
+    folder: RunFolder,
+    config: dict[str, Any],
+    context: RefineContext,
+    spec: RunSpec,
+    resume: bool,
+    on_event: EventHandler | None,
+    on_review: ReviewHandler | None,
+    durability: Durability,
+) -> RunOutcome:
+    graph = builder.compile(checkpointer=saver, name=GRAPH_NAME)
+    payload: Any = {"prompt": spec.prompt, "source_images": list(spec.source_images)}
+    if resume:
+        snapshot = await graph.aget_state(config)
+        if not snapshot.values:
+            logger.info("no checkpoint in %s yet; starting the run from the beginning", folder.path)
+        elif _finished(snapshot):
+            return RunOutcome(dict(snapshot.values), finished=True)
+        else:
+            pending = _pending_review(snapshot)
+            if pending is not None:
+                if on_review is None:
+                    return RunOutcome(dict(snapshot.values), finished=False, pending_review=pending)
+                payload = Command(resume=await _answer(on_review, pending))
             else:
-                pending = _pending_review(snapshot)
-                if pending is not None:
-                    if on_review is None:
-                        return RunOutcome(dict(snapshot.values), finished=False, pending_review=pending)
-                    payload = Command(resume=await _answer(on_review, pending))
-                else:
-                    payload = None
-        while True:
-            review: dict[str, Any] | None = None
-            async for mode, chunk in graph.astream(
-                payload, config, context=context, stream_mode=["custom", "updates"], durability="sync"
-            ):
-                if mode == "custom":
-                    if on_event is not None:
-                        on_event(chunk)
-                elif isinstance(chunk, dict) and "__interrupt__" in chunk:
-                    review = chunk["__interrupt__"][0].value
-            snapshot = await graph.aget_state(config)
-            if review is None:
-                return RunOutcome(dict(snapshot.values), finished=_finished(snapshot))
-            if on_review is None:
-                return RunOutcome(dict(snapshot.values), finished=False, pending_review=review)
-            payload = Command(resume=await _answer(on_review, review))
+                payload = None
+    while True:
+        review: dict[str, Any] | None = None
+        async for mode, chunk in graph.astream(
+            payload, config, context=context, stream_mode=["custom", "updates"], durability=durability
+        ):
+            if mode == "custom":
+                if on_event is not None:
+                    on_event(chunk)
+            elif isinstance(chunk, dict) and "__interrupt__" in chunk:
+                review = chunk["__interrupt__"][0].value
+        snapshot = await graph.aget_state(config)
+        if review is None:
+            return RunOutcome(dict(snapshot.values), finished=_finished(snapshot))
+        if on_review is None:
+            return RunOutcome(dict(snapshot.values), finished=False, pending_review=review)
+        payload = Command(resume=await _answer(on_review, review))
 
 
 def _pending_review(snapshot: Any) -> dict[str, Any] | None:

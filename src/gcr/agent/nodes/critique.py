@@ -24,6 +24,7 @@ from PIL import Image
 from gcr.agent.cache import critique_key
 from gcr.agent.context import RefineContext
 from gcr.agent.events import event
+from gcr.agent.image_writer import active_writer
 from gcr.agent.nodes.base import NodeDeps
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.state import CandidateRecord, CritiqueTask
@@ -108,11 +109,22 @@ def _images_for_critic(
     already written, or a ``file://`` URL, and decodes nothing); any other critic gets
     PIL pixels, from memory when this process made the image.
     """
-    image = deps.images.open(task["image"])
-    sources = [deps.images.open(p) for p in task["source_images"]]
+    image = _open(deps, task["image"])
+    sources = [_open(deps, p) for p in task["source_images"]]
     if getattr(deps.critic, "accepts_image_inputs", False):
         return image, list(sources)
     return image.pixels(), [s.pixels() for s in sources]
+
+
+def _open(deps: NodeDeps, path: str) -> ImageInput:
+    """The image this process holds for ``path``, else the file (waiting for queued writes first)."""
+    found = deps.images.get(path)
+    if found is None:
+        writer = active_writer()
+        if writer is not None:  # evicted before its file was written: wait until it is
+            writer.flush()
+        found = deps.images.open(path)
+    return found
 
 
 def _record(task: CritiqueTask, seconds: float, cached: bool) -> CandidateRecord:

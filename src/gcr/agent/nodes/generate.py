@@ -27,12 +27,13 @@ from gcr.agent.cache import generation_key
 from gcr.agent.context import RefineContext
 from gcr.agent.events import event
 from gcr.agent.image_store import ImageStore
+from gcr.agent.image_writer import active_writer, write_file_atomically
 from gcr.agent.nodes.base import NodeDeps
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.state import CandidateTask, CritiqueTask
 from gcr.errors import GeneratorError, GeneratorOOMError
 from gcr.generators.base import GenerationRequest, GenerationResult
-from gcr.image_input import ImageInput, encode_png
+from gcr.image_input import ImageInput
 from gcr.images import image_digest, load_image
 
 GenerateNode = Callable[[CandidateTask, Runtime[RefineContext]], Awaitable[Command[Any]]]
@@ -110,9 +111,9 @@ def _store(
         raise GeneratorError(f"{deps.generator.model_id} returned no image for seed {task['seed']}")
     image = result.images[0]
     digest = image_digest(image)  # from the array in memory
-    data = encode_png(image)
-    _write_atomically(data, target)
-    deps.images.put(target, ImageInput.from_pil(image, data=data, path=target))
+    held = ImageInput.from_pil(image)
+    deps.images.put(target, held)
+    cache_copy = None
     if deps.cache is not None:
         meta = {
             "image_digest": digest,
@@ -122,7 +123,16 @@ def _store(
             "prompt": task["prompt"],
             "generate_s": seconds,
         }
-        deps.cache.put_image_file(key, target, meta)
+        cache, cache_copy = deps.cache, lambda: cache.put_image_file(key, target, meta)
+    writer = active_writer()
+    if writer is not None:
+        # Behind the critical path; the run's checkpointer saves nothing until it is on disk.
+        writer.submit(held, target, then=cache_copy)
+    else:
+        write_file_atomically(held.encoded()[0], target)
+        held.record_file(target)
+        if cache_copy is not None:
+            cache_copy()
     return digest
 
 
@@ -170,11 +180,3 @@ def _call_generator(deps: NodeDeps, request: GenerationRequest) -> tuple[Generat
 
 def _is_out_of_memory(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
-
-
-def _write_atomically(data: bytes, target: Path) -> None:
-    """Write the whole file under a temporary name, then rename: a path in a checkpoint is always complete."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
