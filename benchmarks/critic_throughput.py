@@ -54,7 +54,6 @@ from gcr.critic import Critic  # noqa: E402
 from gcr.critic.backends.openai_http import OpenAICompatibleBackend  # noqa: E402
 from gcr.critic.parser import parse_critique, parse_pairwise  # noqa: E402
 from gcr.errors import CritiqueParseError  # noqa: E402
-from gcr.image_input import ImageInput, encode_png  # noqa: E402
 from stubs.critic_server import GOOD_T2I_ANSWER, StubCriticServer, StubReply  # noqa: E402
 
 CORPUS = ROOT / "tests" / "critic" / "corpus"
@@ -91,6 +90,8 @@ def make_inputs(mode: str, pixels: list[Image.Image], count: int, folder: Path) 
     """``count`` fresh image objects for ``mode`` (made before timing, like a generator's output)."""
     if mode in ("client", "server-pixels"):
         return [pixels[i % len(pixels)].copy() for i in range(count)]
+    from gcr.image_input import ImageInput, encode_png
+
     files = []
     for i, image in enumerate(pixels):
         path = folder / f"image-{i}.png"
@@ -106,13 +107,12 @@ async def run_level(
     url: str, mode: str, concurrency: int, inputs: list[Any], warm: Any, folder: Path
 ) -> tuple[float, float]:
     """(wall seconds, this process's CPU seconds) to finish one critique per input."""
+    # The client mode names no transport setting, so this script also measures gcr before it existed.
+    transport: dict[str, Any] = {} if mode == "client" else {"image_resize": "server"}
+    if mode == "file":
+        transport["local_media_root"] = folder
     backend = OpenAICompatibleBackend(
-        url,
-        model="stub-critic",
-        max_concurrency=concurrency,
-        max_retries=0,
-        image_resize="client" if mode == "client" else "server",
-        local_media_root=folder if mode == "file" else None,
+        url, model="stub-critic", max_concurrency=concurrency, max_retries=0, **transport
     )
     async with Critic(backend) as critic:
         # Warm the connection pool and the templates so the timing covers steady state.
