@@ -119,6 +119,20 @@ def test_batches_concurrent_requests_and_matches_unbatched_answers(backend: Tran
     assert len(set(single)) == len(single)  # each caller got its own answer
 
 
+def test_image_inputs_reach_the_processor_as_the_same_pixels(backend: TransformersBackend) -> None:
+    """Pixels in memory go straight to the processor; bytes are decoded once, to the same pixels."""
+    from gcr.image_input import ImageInput, encode_png
+
+    request = _requests()[0]
+    as_bytes = ChatRequest(
+        system=request.system,
+        parts=tuple(
+            ImageInput.from_bytes(encode_png(p)) if isinstance(p, Image.Image) else p for p in request.parts
+        ),
+    )
+    assert asyncio.run(backend.complete(as_bytes, GREEDY)) == asyncio.run(backend.complete(request, GREEDY))
+
+
 def test_greedy_and_sampling_options_reach_generate(backend: TransformersBackend) -> None:
     request = _requests()[0]
     sampled = SamplingParams(temperature=0.7, top_p=0.9, max_tokens=5, extra={"top_k": 7})
