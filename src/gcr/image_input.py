@@ -69,11 +69,13 @@ class ImageInput:
         "_budgeted",
         "_data",
         "_digest",
+        "_encode_lock",
         "_encoded",
         "_header",
         "_lock",
         "_path",
         "_pixels",
+        "_resize_lock",
         "where",
     )  # fmt: skip
 
@@ -94,7 +96,11 @@ class ImageInput:
         self._encoded: tuple[bytes, str] | None = None
         self._budgeted: dict[int, ImageInput] = {}
         self._digest: str | None = None
+        # One lock per derived form, so a caller that needs the downscaled copy never waits
+        # for another thread that is encoding the full image (e.g. the run-folder writer).
         self._lock = threading.RLock()
+        self._encode_lock = threading.Lock()
+        self._resize_lock = threading.Lock()
         self.where = where
 
     # -- construction ---------------------------------------------------------------
@@ -195,7 +201,7 @@ class ImageInput:
 
     def encoded(self) -> tuple[bytes, str]:
         """(bytes, MIME type) to send: the existing bytes when they pass through, else a PNG made once."""
-        with self._lock:
+        with self._encode_lock:
             if self._encoded is None:
                 if self.passes_through():
                     fmt = self.header()[0]
@@ -211,7 +217,7 @@ class ImageInput:
 
         Until this is called the image has no file, so it is never sent by path early.
         """
-        with self._lock:
+        with self._encode_lock, self._lock:
             if self._encoded is None:
                 raise ValueError("record_file() needs the bytes that were written: call encoded() first")
             self._data = self._encoded[0]
@@ -247,7 +253,7 @@ class ImageInput:
         w, h = self.size
         if w * h <= max_pixels:
             return self
-        with self._lock:
+        with self._resize_lock:
             small = self._budgeted.get(max_pixels)
             if small is None:
                 small = ImageInput(pixels=fit_pixel_budget(self.pixels(), max_pixels), where=self.where)
