@@ -102,6 +102,10 @@ class ImageInput:
         self._encode_lock = threading.Lock()
         self._resize_lock = threading.Lock()
         self.where = where
+        if pixels is not None and self._pixels is pixels and getattr(pixels, _ATTR, None) is None:
+            # The same PIL image handed to the critic later finds this object and its encodings.
+            with contextlib.suppress(AttributeError):
+                setattr(pixels, _ATTR, self)
 
     # -- construction ---------------------------------------------------------------
     @classmethod

@@ -115,6 +115,8 @@ def test_inputs_are_lazy_and_encode_once(tmp_path: Path) -> None:
     assert inp.digest() == image_digest(original)  # the pixel digest of the key did not move
     wrapped = as_image_input(original)
     assert as_image_input(original) is wrapped and wrapped.encoded() is wrapped.encoded()
+    held = ImageInput.from_pil(photo(seed=1))  # e.g. the refine graph's copy of a new candidate
+    assert as_image_input(held.pixels()) is held  # pixels handed on later reuse its encodings
     with pytest.raises(ImageError, match="not an image"):
         ImageInput.from_bytes(b"definitely not an image", where="row 3 image_a")
     with pytest.raises(ImageError, match="not found"):
