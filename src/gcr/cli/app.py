@@ -36,16 +36,21 @@ def _root(
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv: debug)."),
 ) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
-        force=True,
-    )
+    logging.basicConfig(level=level, handlers=[log_handler()], force=True)
     # Third-party libraries are chatty at INFO; keep them at WARNING unless -vv.
     if verbose < 2:
         for name in ("httpx", "httpcore", "openai", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def log_handler() -> logging.Handler:
+    """Where log records go: rich's handler in a terminal; elsewhere one plain line per record
+    (``WARNING: message``), never wrapped, padded or read as markup."""
+    if err_console.is_terminal:
+        return RichHandler(console=err_console, show_path=False, rich_tracebacks=False, markup=False)
+    handler = logging.StreamHandler(err_console.file)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    return handler
 
 
 for _name in COMMAND_MODULES:
@@ -60,5 +65,5 @@ def main() -> None:
         err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+        err_console.print(Text("interrupted", style="yellow"))
         sys.exit(130)

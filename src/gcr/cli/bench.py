@@ -10,6 +10,10 @@
 
 Rerun the same command to continue an interrupted benchmark: finished prompts
 are skipped and unfinished ones resume from their checkpoints.
+
+Exit codes (see :data:`EXIT_CODES`): 0 every prompt finished; 1 an error stopped the
+benchmark before or during the run (nothing is reported as done that was not); 3 the
+benchmark ran to the end but some prompts failed (listed in the report; rerun to retry).
 """
 
 from __future__ import annotations
@@ -23,12 +27,25 @@ from typing import Any
 
 import click
 import typer
+from rich.text import Text
 from typer.core import TyperGroup
 
-from gcr.cli.console import console, err_console
+from gcr.cli.console import console, err_console, plain
 from gcr.cli.refine import RUN_ONLY_OPTIONS, refine_command
 
-#: ``gcr refine`` parameters that make no sense for a batch (each prompt gets its own run folder).
+#: What ``gcr bench`` exit codes mean (also shown in ``gcr bench --help`` and docs/bench.md).
+EXIT_OK, EXIT_ERROR, EXIT_FAILED_PROMPTS = 0, 1, 3
+EXIT_CODES = (
+    f"Exit codes: {EXIT_OK} every prompt finished; {EXIT_ERROR} an error stopped the benchmark (bad input, "
+    f"a model that does not load, a critic that is down); {EXIT_FAILED_PROMPTS} the benchmark finished but "
+    "some prompts failed (rerun the same command to retry them)."
+)
+
+_USAGE = (
+    "Refine every prompt of a prompt set, pipelined and resumably, and report the gains.\n\n"
+    "Usage: gcr bench PROMPTS [OPTIONS] (the same as gcr bench run PROMPTS [OPTIONS]; "
+    "gcr bench run --help lists every option).\n\n" + EXIT_CODES
+)
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -43,7 +60,7 @@ class _DefaultRunGroup(TyperGroup):
 bench_app = typer.Typer(
     name="bench",
     cls=_DefaultRunGroup,
-    help="Refine every prompt of a prompt set, pipelined and resumably, and report the gains.",
+    help=_USAGE,
     no_args_is_help=True,
 )
 
@@ -94,8 +111,11 @@ def run_command(**options: Any) -> None:
         scope = len(prompt_set.head(settings.limit))
         where = f" · shard {shard.rank + 1} of {shard.world_size}" if shard.sharded else ""
         err_console.print(
-            f"[bold]{prompt_set.name}[/] · {scope} of {len(prompt_set)} prompts · {prompt_set.task.value}"
-            f"{where} · results in {folder.path}",
+            plain(
+                (prompt_set.name, "bold"),
+                f" · {scope} of {len(prompt_set)} prompts · {prompt_set.task.value}{where} · results in "
+                f"{folder.path}",
+            ),
             highlight=False,
         )
     from gcr.cli.bench_view import BenchProgress
@@ -109,12 +129,40 @@ def run_command(**options: Any) -> None:
             f"The last shard to finish writes the report (or run: gcr bench merge {folder.path})",
             highlight=False,
         )
+        if outcome.failed:
+            raise typer.Exit(EXIT_FAILED_PROMPTS)
         return
-    _report(folder, as_json=options["as_json"])
+    summary, report_path = _report(folder, as_json=options["as_json"])
+    failed = _failed(summary)
+    err_console.print(_summary_line(summary, failed, report_path), highlight=False)
+    if failed:
+        raise typer.Exit(EXIT_FAILED_PROMPTS)
+
+
+def _failed(summary: dict[str, Any]) -> int:
+    counts = summary["counts"]
+    return int(counts.get("failed") or 0) + int(counts.get("baseline_failed") or 0)
+
+
+def _summary_line(summary: dict[str, Any], failed: int, report: Path) -> Text:
+    """The last line of a benchmark: what finished, what failed, where the report is."""
+    text = f"bench: {summary['counts']['finished']} prompt(s) finished"
+    if not failed:
+        return plain((f"{text}, none failed; report: {report}", "green"))
+    return plain(
+        (f"{text}, {failed} run(s) failed", "yellow"),
+        f" (exit code {EXIT_FAILED_PROMPTS}; rerun the same command to retry them); report: {report}",
+    )
 
 
 async def _run(prompt_set: Any, template: Any, folder: Any, settings: Any, progress: Any) -> Any:
     from gcr.bench.pipeline import run_bench
+
+    started: list[bool] = []
+
+    def on_start(runs: int, reused: int) -> None:
+        started.append(True)
+        progress.on_start(runs, reused)
 
     with progress:
         try:
@@ -124,18 +172,19 @@ async def _run(prompt_set: Any, template: Any, folder: Any, settings: Any, progr
                 str(folder.path),
                 settings,
                 load=load_components,
-                on_start=progress.on_start,
+                on_start=on_start,
                 on_result=progress.on_result,
                 on_event=progress.on_event,
             )
         except BaseException:
-            progress.console.print(
-                "[yellow]finished prompts are saved; rerun the same command to continue[/]", highlight=False
-            )
+            if started:  # the models loaded and work began; a load error has nothing to continue
+                progress.console.print(
+                    plain(("finished prompts are saved; rerun the same command to continue", "yellow"))
+                )
             raise
 
 
-def _report(folder: Any, *, as_json: bool) -> None:
+def _report(folder: Any, *, as_json: bool) -> tuple[dict[str, Any], Path]:
     from gcr.bench.report import write_bench_report
     from gcr.cli.bench_view import render_summary
 
@@ -143,8 +192,9 @@ def _report(folder: Any, *, as_json: bool) -> None:
     summary = json.loads(summary_path.read_text("utf-8"))
     if as_json:
         console.out(json.dumps(summary, indent=2, ensure_ascii=False), highlight=False)
-        return
-    render_summary(console, summary, report_path)
+    else:
+        render_summary(console, summary, report_path)
+    return summary, report_path
 
 
 def merge_command(

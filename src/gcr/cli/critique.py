@@ -6,11 +6,10 @@ import asyncio
 from pathlib import Path
 
 import typer
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from gcr.cli.console import console, err_console
+from gcr.cli.console import console, err_console, panel, plain
 from gcr.critic.defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S
 from gcr.critic.schema import Critique, PairwiseCritique, Task
 from gcr.errors import InputError
@@ -120,7 +119,7 @@ def _show_pointwise(critique: Critique, image: Path, model_id: str, reward) -> N
     if critique.refinement_comments:
         console.print(Text.assemble(("Refinement comments: ", "bold"), critique.refinement_comments))
     if critique.refined_request:
-        console.print(Panel(critique.refined_request, title="Refined request", title_align="left"))
+        console.print(panel(critique.refined_request, title="Refined request", title_align="left"))
     _show_warnings(critique.warnings, critique.truncated)
 
 
@@ -151,9 +150,9 @@ def _show_pairwise(result: PairwiseCritique, image: Path, against: Path | None, 
 
 def _show_warnings(warnings: list[str], truncated: bool) -> None:
     if truncated:
-        err_console.print("[yellow]the answer was cut off; raise --max-tokens to get it whole[/]")
+        err_console.print(plain(("the answer was cut off; raise --max-tokens to get it whole", "yellow")))
     for w in warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err_console.print(plain(("warning: ", "yellow"), w), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

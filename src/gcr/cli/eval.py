@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gcr.cli.console import console, err_console
+from gcr.cli.console import console, err_console, plain
 
 if TYPE_CHECKING:
     from gcr.bench.eval import EvalDataset, EvalOutcome, EvalSettings
@@ -108,8 +108,13 @@ def eval_command(
     if not json_output:
         how = "detected" if ds.detected else "given"
         err_console.print(
-            f"[bold]{ds.layout.title}[/] ({ds.layout.name}, {how}) · {len(ds)} rows · "
-            f"critic [cyan]{critic_id}[/] · {settings.mode} · results in {out_dir}"
+            plain(
+                (ds.layout.title, "bold"),
+                f" ({ds.layout.name}, {how}) · {len(ds)} rows · critic ",
+                (critic_id, "cyan"),
+                f" · {settings.mode} · results in {out_dir}",
+            ),
+            highlight=False,
         )
     outcome = asyncio.run(_run(ds, critic_obj, out_dir, settings, critic_id, show_progress=not json_output))
     summary = summarize(outcome, ds, settings, tie_tolerance=tie_tolerance, critic=critic_id)
@@ -214,7 +219,7 @@ def render_summary(summary: dict[str, Any]) -> None:
         line = Text.assemble(("failed ", "red"), f"{example['id']}: {example['type']}: {example['message']}")
         console.print(line, highlight=False)
     if failed:
-        console.print("[yellow]rerun the same command to retry the failed pairs[/]")
+        console.print(plain(("rerun the same command to retry the failed pairs", "yellow")))
 
     if summary["by_category"]:
         cats = Table(title="By category", title_justify="left")

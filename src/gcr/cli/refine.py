@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from gcr.cli.console import console, err_console
+from gcr.cli.console import console, err_console, plain
 from gcr.errors import GCRError, InputError, RunError
 
 #: Options of :func:`refine_command` that describe one run, not the refine settings.
@@ -238,7 +238,9 @@ def _run(folder: Any, spec: Any, *, resume: bool, as_json: bool) -> None:
     except (GCRError, KeyboardInterrupt) as exc:
         if folder.file(folder.CHECKPOINTS).exists() and not isinstance(exc, RunError):
             err_console.print(
-                f"[yellow]the run is saved; continue it with:[/] gcr refine --resume {folder.path}",
+                plain(
+                    ("the run is saved; continue it with: ", "yellow"), f"gcr refine --resume {folder.path}"
+                ),
                 highlight=False,
             )
         raise

@@ -108,7 +108,7 @@ def critic_command(
         ),
         highlight=False,
     )
-    err_console.print("[dim]serving until Ctrl-C[/]")
+    err_console.print(Text("serving until Ctrl-C", style="dim"))
     code = server.wait()
     if code not in (0, -2, -15, 130, 143):
         raise typer.Exit(code)
