@@ -51,6 +51,7 @@ class BenchProgress:
         )
         self.task = self.progress.add_task("bench", total=None, status="loading models ...")
         self.tally = {"ok": 0, "failed": 0, "images": 0, "critiques": 0}
+        self.runs = 0
 
     @property
     def console(self) -> Console:
@@ -64,6 +65,7 @@ class BenchProgress:
         self.progress.stop()
 
     def on_start(self, runs: int, reused: int) -> None:
+        self.runs = runs
         self.progress.update(self.task, total=runs, status="loading models ..." if runs else "")
         if reused:
             self.console.print(f"resuming: {reused} prompt(s) already finished, {runs} run(s) to go")
@@ -80,7 +82,7 @@ class BenchProgress:
         elif self.lines:
             what = "best-of-n baseline" if kind == "baseline" else "refined"
             self.console.print(
-                plain(f"[{done}] {what} {record['id']}: {_change(record)}"), highlight=False
+                plain(f"[{done}/{self.runs}] {what} {record['id']}: {_change(record)}"), highlight=False
             )
         self.progress.update(self.task, advance=1, status=self._status())
 
