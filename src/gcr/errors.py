@@ -85,6 +85,10 @@ class GeneratorOOMError(GeneratorError):
     """The accelerator ran out of memory while generating."""
 
 
+class MachineError(GCRError):
+    """This machine cannot run what was asked (no GPU, too little memory, no hub access, no disk)."""
+
+
 class RunError(GCRError):
     """A run folder is missing, corrupt or does not match the requested resume."""
 

@@ -68,6 +68,26 @@ class Components:
                 await close()
 
 
+def check_defaults(spec: RunSpec, task: Task) -> None:
+    """Refuse, before any download, default models this machine cannot run (see :mod:`gcr.doctor`).
+
+    Only the defaults are checked (a model the user named is the user's call), and
+    ``--device cpu`` is taken at its word: no GPU is asked for then.
+    """
+    from gcr.doctor import check_default_models, defaults_plan
+
+    if spec.generator is not None and spec.critic is not None:
+        return
+    plan = defaults_plan(
+        generator=spec.generator,
+        critic=spec.critic,
+        task=task,
+        offload=bool(spec.generator_options.get("offload")),
+        device=spec.generator_options.get("device"),
+    )
+    check_default_models(plan)
+
+
 def load_components(spec: RunSpec, task: Task | str | None = None) -> Components:
     """Load what ``spec`` names; ``task`` picks the default models (default: edit when the spec has
     source images). The critic comes first: a server that is down fails fast, before any generator
@@ -76,6 +96,7 @@ def load_components(spec: RunSpec, task: Task | str | None = None) -> Components
     from gcr.generators.registry import create_generator
 
     task = Task.parse(task) if task is not None else (Task.EDIT if spec.source_images else Task.T2I)
+    check_defaults(spec, task)
     critic = load_critic(spec.critic, model=spec.critic_model, task=task)
     model = spec.generator or default_generator(task)
     if spec.generator is None:

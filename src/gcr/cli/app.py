@@ -27,7 +27,7 @@ app = typer.Typer(
 
 #: Modules under ``gcr.cli`` that add commands; each defines ``register(app)``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "train", "dev", "eval", "critique", "serve", "generate", "refine", "bench",
+    "train", "dev", "eval", "critique", "serve", "generate", "refine", "bench", "doctor",
 )
 
 
@@ -37,6 +37,7 @@ def _root(
 ) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, handlers=[log_handler()], force=True)
+    _drop_library_handlers()
     # Third-party libraries are chatty at INFO; keep them at WARNING unless -vv.
     if verbose < 2:
         for name in ("httpx", "httpcore", "openai", "urllib3"):
@@ -51,6 +52,17 @@ def log_handler() -> logging.Handler:
     handler = logging.StreamHandler(err_console.file)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     return handler
+
+
+def _drop_library_handlers() -> None:
+    """huggingface_hub gives its logger a stderr handler of its own *and* lets records propagate,
+    so every hub warning (each download retry) would print twice; keep only ours."""
+    import huggingface_hub.utils.logging  # noqa: F401 - importing it installs that handler
+
+    hub = logging.getLogger("huggingface_hub")
+    for handler in list(hub.handlers):
+        if type(handler) is logging.StreamHandler:
+            hub.removeHandler(handler)
 
 
 for _name in COMMAND_MODULES:
