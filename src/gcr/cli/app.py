@@ -27,7 +27,7 @@ app = typer.Typer(
 
 #: Modules under ``gcr.cli`` that add commands; each defines ``register(app)``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "train", "dev", "eval", "critique", "serve", "generate", "refine", "bench", "doctor",
+    "train", "dev", "eval", "critique", "serve", "generate", "refine", "bench", "doctor", "demo",
 )
 
 
