@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -36,3 +37,9 @@ def test_demo_runs_the_refine_loop_offline_and_says_what_it_is(tmp_path: Path) -
     summary = json.loads((out / "summary.json").read_text("utf-8"))
     assert summary["final_reward"] > summary["start_reward"]
     assert done.stdout.strip() == str(out / "rounds" / f"r{summary['best']['round']:02d}" / "c00.png")
+
+    # The report links its images relative to the run folder: moving the whole folder keeps them.
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    sources = re.findall(r"<img src='([^']+)'", (moved / "report.html").read_text("utf-8"))
+    assert sources and all(not Path(src).is_absolute() and (moved / src).is_file() for src in sources)

@@ -11,7 +11,7 @@
 Rerun the same command to continue an interrupted benchmark: finished prompts
 are skipped and unfinished ones resume from their checkpoints.
 
-Exit codes (see :data:`EXIT_CODES`): 0 every prompt finished; 1 an error stopped the
+Exit codes: 0 every prompt finished; 1 an error stopped the
 benchmark before or during the run (nothing is reported as done that was not); 3 the
 benchmark ran to the end but some prompts failed (listed in the report; rerun to retry).
 """
@@ -33,26 +33,21 @@ from typer.core import TyperGroup
 from gcr.cli.console import console, err_console, plain
 from gcr.cli.refine import RUN_ONLY_OPTIONS, refine_command
 
-#: What ``gcr bench`` exit codes mean (also shown in ``gcr bench --help`` and docs/bench.md).
+#: ``gcr bench`` exit codes (explained in ``gcr bench --help``, the module docstring and docs/bench.md).
 EXIT_OK, EXIT_ERROR, EXIT_FAILED_PROMPTS = 0, 1, 3
-EXIT_CODES = (
-    f"Exit codes: {EXIT_OK} every prompt finished; {EXIT_ERROR} an error stopped the benchmark (bad input, "
-    f"a model that does not load, a critic that is down); {EXIT_FAILED_PROMPTS} the benchmark finished but "
-    "some prompts failed (rerun the same command to retry them)."
-)
 
-_USAGE = (
-    "Refine every prompt of a prompt set, pipelined and resumably, and report the gains.\n\n"
-    "Usage: gcr bench PROMPTS [OPTIONS] (the same as gcr bench run PROMPTS [OPTIONS]; "
-    "gcr bench run --help lists every option).\n\n" + EXIT_CODES
-)
 
 
 class _DefaultRunGroup(TyperGroup):
-    """A group whose first argument, when it is not a subcommand, goes to ``run`` (``gcr bench FILE``)."""
+    """A group whose first argument, when it is not a subcommand, goes to ``run`` (``gcr bench FILE``).
+
+    ``gcr bench`` and ``gcr bench --help`` show the help of that main form, with every run flag.
+    """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+        if not args or args in (["--help"], ["-h"]):
+            args = ["run", "--help"]
+        elif args[0] not in self.commands:
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -60,7 +55,7 @@ class _DefaultRunGroup(TyperGroup):
 bench_app = typer.Typer(
     name="bench",
     cls=_DefaultRunGroup,
-    help=_USAGE,
+    help="Refine every prompt of a prompt set, pipelined and resumably, and report the gains.",
     no_args_is_help=True,
 )
 
@@ -89,7 +84,16 @@ def load_components(spec: Any, task: Any) -> Any:
 
 
 def run_command(**options: Any) -> None:
-    """Refine every prompt of PROMPTS (a file, a folder of edit cases, or builtin:NAME) and report."""
+    """Refine every prompt of PROMPTS (a file, a folder of edit cases, or builtin:NAME) and report.
+
+    Usage: gcr bench PROMPTS [OPTIONS] (or gcr bench run PROMPTS [OPTIONS]).
+
+    Every gcr refine flag below means what it means there. Rerun the same command to continue.
+
+    Also: gcr bench merge OUT (a report from a folder), gcr bench list-sets (built-in sets).
+
+    Exit codes: 0 every prompt finished; 1 an error stopped the benchmark; 3 it finished with failed prompts.
+    """
     from gcr.bench.pipeline import BenchSettings
     from gcr.bench.prompts import load_prompt_set
     from gcr.bench.results import BenchFolder

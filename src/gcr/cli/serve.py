@@ -69,7 +69,14 @@ def critic_command(
 
     Arguments after the options (or after --) go to the server command unchanged.
     """
-    from gcr.critic.serving import CriticServer, ServeConfig, build_command, format_command
+    from gcr.critic.serving import (
+        CriticServer,
+        ServeConfig,
+        build_command,
+        check_backend_available,
+        format_command,
+    )
+    from gcr.errors import GCRError
 
     config = ServeConfig(
         model=model or default_critic_model(Task.parse(task)),
@@ -88,9 +95,14 @@ def critic_command(
         extra_args=tuple(ctx.args),
     )
     if dry_run:
+        try:
+            check_backend_available(config)
+        except GCRError as exc:  # the command is still printed: it may be meant for another machine
+            err_console.print(Text.assemble(("note: ", "yellow"), f"{exc}"), highlight=False)
         console.out(format_command(build_command(config)), highlight=False)
         return
 
+    check_backend_available(config)  # a missing server program is said before any command is shown
     server = CriticServer(config)
     err_console.print(Text.assemble(("starting: ", "bold"), format_command(server.command)), highlight=False)
     server.start()
