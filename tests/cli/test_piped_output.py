@@ -119,8 +119,21 @@ def test_refine_interrupted_by_a_dead_critic_prints_a_copyable_resume_hint(tmp_p
     )  # fmt: skip
     assert done.returncode == 1
     hint = lines_with(done.stderr, "continue it with:")
-    if (out / "checkpoints.sqlite").exists():
-        assert hint and hint[0].endswith(f"gcr refine --resume {out}"), done.stderr
+    assert (out / "checkpoints.sqlite").exists()
+    assert hint == [f"the run is saved; continue it with: gcr refine --resume {out}"], done.stderr
     assert not BOX & set(done.stderr), done.stderr
     assert all(line.startswith(("error: ", "WARNING: ", "the run is saved", "round ", "t2i"))
                for line in done.stderr.splitlines() if line.strip()), done.stderr  # fmt: skip
+
+
+def test_refine_with_a_model_that_does_not_load_writes_nothing_and_suggests_no_resume(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = gcr(
+        "refine", "a lamp", "--generator-kind", "pixel", "--generator", "pixel?task=nonsense",
+        "--critic", "http://127.0.0.1:9/v1", "--model", "m", "--no-cache", "--out", str(out),
+        cwd=tmp_path, script=RUN_GCR,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "--resume" not in done.stderr and not out.exists()
