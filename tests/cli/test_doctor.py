@@ -171,3 +171,16 @@ def test_a_hub_warning_is_printed_once(tmp_path: Path) -> None:
     done = piped("-c", code, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == ["WARNING: Retrying in 1s [Retry 1/5]."]
+
+
+@pytest.mark.skipif(
+    doctor.is_cached("TIGER-Lab/RationalRewards-8B-T2I"), reason="the default critic is cached here"
+)
+def test_critique_with_the_default_critic_fails_fast_offline(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    done = piped("-m", "gcr", "critique", str(tmp_path / "x.png"), "--prompt", "a cat", cwd=tmp_path)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "RationalRewards-8B-T2I not in the Hugging Face cache" in lines[0], done.stderr

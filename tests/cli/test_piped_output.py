@@ -137,3 +137,10 @@ def test_refine_with_a_model_that_does_not_load_writes_nothing_and_suggests_no_r
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert "--resume" not in done.stderr and not out.exists()
+
+
+def test_usage_errors_are_plain_single_lines(tmp_path: Path) -> None:
+    done = gcr("refine", "a lamp", "--size", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Error: Option '--size' requires an argument." in done.stderr.splitlines()
+    assert not BOX & set(done.stderr)

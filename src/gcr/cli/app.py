@@ -70,7 +70,15 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console-script entry: user-fixable errors become one red line and exit code 1."""
+    """Console-script entry: user-fixable errors become one red line and exit code 1.
+
+    When stderr is not a terminal, typer's own usage errors are printed the plain click way
+    (``Error: ...`` on one line) instead of in a panel laid out for 80 columns.
+    """
+    import typer.core
+
+    rich_errors = typer.core.HAS_RICH
+    typer.core.HAS_RICH = rich_errors and err_console.is_terminal
     try:
         app()
     except GCRError as exc:
@@ -79,3 +87,5 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print(Text("interrupted", style="yellow"))
         sys.exit(130)
+    finally:
+        typer.core.HAS_RICH = rich_errors

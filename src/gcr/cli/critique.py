@@ -70,6 +70,11 @@ def critique_command(
     mode = "pairwise" if other is not None else "pointwise"
 
     local = critic is None or not is_server_url(critic)
+    if critic is None:  # the released 8B checkpoint: refuse before downloading what cannot run here
+        from gcr import doctor
+
+        plan = doctor.DefaultsPlan(resolved, None, doctor.default_critic_model(resolved), device=device)
+        doctor.check_default_models(plan, probe=doctor.probe_hub)
     with err_console.status("loading the critic ..." if local else f"connecting to {critic} ..."):
         loaded = load_critic(
             critic,
