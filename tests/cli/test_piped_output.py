@@ -144,3 +144,17 @@ def test_usage_errors_are_plain_single_lines(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Error: Option '--size' requires an argument." in done.stderr.splitlines()
     assert not BOX & set(done.stderr)
+
+
+def test_a_critic_url_with_brackets_is_not_markup_in_the_status_line(tmp_path: Path) -> None:
+    from PIL import Image
+
+    image = tmp_path / "img.png"
+    Image.new("RGB", (8, 8), "red").save(image)
+    done = gcr(
+        "critique", str(image), "--prompt", "a cube", "--critic", "http://127.0.0.1:9/[/x]/v1",
+        "--model", "m", "--retries", "0", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "MarkupError" not in done.stderr
+    assert done.stderr.startswith("error: ") and "http://127.0.0.1:9/[/x]/v1" in done.stderr

@@ -75,7 +75,7 @@ def critique_command(
 
         plan = doctor.DefaultsPlan(resolved, None, doctor.default_critic_model(resolved), device=device)
         doctor.check_default_models(plan, probe=doctor.probe_hub)
-    with err_console.status("loading the critic ..." if local else f"connecting to {critic} ..."):
+    with err_console.status(Text("loading the critic ..." if local else f"connecting to {critic} ...")):
         loaded = load_critic(
             critic,
             model=model,
@@ -94,7 +94,7 @@ def critique_command(
                 return await loaded.acompare(prompt, candidate, other, sources=sources, task=resolved)
             return await loaded.acritique(prompt, candidate, sources=sources, task=resolved)
 
-    with err_console.status(f"critiquing with {loaded.model_id} ..."):
+    with err_console.status(Text(f"critiquing with {loaded.model_id} ...")):
         result = asyncio.run(ask())
 
     if as_json:

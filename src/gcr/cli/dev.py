@@ -85,7 +85,7 @@ def make_tiny(
     table.add_column("seconds", justify="right")
     for kind in kinds:
         target = directory / kind
-        with err_console.status(f"building tiny {kind} ..."):
+        with err_console.status(Text(f"building tiny {kind} ...")):
             start = time.perf_counter()
             built = _build(kind, target, seed)
             elapsed = time.perf_counter() - start

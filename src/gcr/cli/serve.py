@@ -108,8 +108,10 @@ def critic_command(
     server.start()
     try:
         waiting = f"waiting for the critic server at {server.url} ..."
-        with err_console.status(waiting) as status:
-            server.wait_ready(timeout=ready_timeout, on_wait=lambda s: status.update(f"{waiting} {s:.0f}s"))
+        with err_console.status(Text(waiting)) as status:
+            server.wait_ready(
+                timeout=ready_timeout, on_wait=lambda s: status.update(Text(f"{waiting} {s:.0f}s"))
+            )
     except BaseException:
         server.stop(grace=10.0)
         raise
