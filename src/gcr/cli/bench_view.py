@@ -66,7 +66,7 @@ class BenchProgress:
 
     def on_start(self, runs: int, reused: int) -> None:
         self.runs = runs
-        self.progress.update(self.task, total=runs, status="loading models ..." if runs else "")
+        self.progress.update(self.task, total=runs, status="models loaded" if runs else "")
         if reused:
             self.console.print(f"resuming: {reused} prompt(s) already finished, {runs} run(s) to go")
 
