@@ -11,9 +11,9 @@
 Rerun the same command to continue an interrupted benchmark: finished prompts
 are skipped and unfinished ones resume from their checkpoints.
 
-Exit codes: 0 every prompt finished; 1 an error stopped the
-benchmark before or during the run (nothing is reported as done that was not); 3 the
-benchmark ran to the end but some prompts failed (listed in the report; rerun to retry).
+Exit codes: 0 every prompt finished; 1 an error stopped the benchmark before or
+during the run (nothing is reported as done that was not); 3 the benchmark ran to
+the end but some prompts failed (listed in the report; rerun to retry).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from gcr.cli.refine import RUN_ONLY_OPTIONS, refine_command
 
 #: ``gcr bench`` exit codes (explained in ``gcr bench --help``, the module docstring and docs/bench.md).
 EXIT_OK, EXIT_ERROR, EXIT_FAILED_PROMPTS = 0, 1, 3
-
 
 
 class _DefaultRunGroup(TyperGroup):
