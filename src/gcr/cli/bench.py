@@ -252,6 +252,10 @@ bench_app.command("run")(run_command)
 bench_app.command("merge")(merge_command)
 bench_app.command("list-sets")(list_sets_command)
 
+from gcr.cli.bench_export import register_export  # noqa: E402  (gcr bench export, in its own module)
+
+register_export(bench_app)
+
 
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
