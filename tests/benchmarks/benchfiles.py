@@ -140,7 +140,7 @@ def gedit_dataset():
         data["key"].append(key)
         data["instruction"].append(instruction)
         data["instruction_language"].append(lang)
-        data["input_image"].append(png((10 * i, 100, 50), (24, 16)))  # the judge's source (SRCIMG)
+        data["input_image"].append(png((10 * i, 100, 50), (16, 16)))  # the judge's source (SRCIMG)
         data["input_image_raw"].append(png((10 * i, 200, 90), (48, 32)))  # what the model edits
         data["Intersection_exist"].append(inter)
     return datasets.Dataset.from_dict(data, features=features)

@@ -182,7 +182,7 @@ def test_gedit_round_trip(monkeypatch, capsys, scripted, tmp_path: Path, kind: s
         assert sorted(p.name for p in folder.iterdir()) == [f"{key}.png", f"{key}_SRCIMG.png"]
         assert (folder / f"{key}.png").read_bytes() == image_of(run, res[f"en-{key}"], "best_image")
         with Image.open(folder / f"{key}_SRCIMG.png") as srcimg:
-            assert srcimg.size == (24, 16)  # the dataset's input_image, not the raw one
+            assert srcimg.size == (16, 16)  # the dataset's input_image, not the raw one
     # The wrong dataset is refused.
     code, _, err = gcr(monkeypatch, capsys, "bench", "export", str(run), "--layout", "gedit", "--out",
                        str(tmp_path / "y"), "--benchmark", f"gedit-cn:{dataset}")  # fmt: skip
