@@ -19,12 +19,15 @@ import benchfiles as bf
 import pytest
 from benchkit import PixelCritic, PixelGenerator, components, read_pixel
 from PIL import Image
+from test_benchmark_roundtrip import gcr
 
 from gcr.bench.eval.records import ImageRef
 from gcr.bench.pipeline import BenchSettings, run_bench
 from gcr.benchmarks import load_benchmark
-from gcr.benchmarks.scoring import score_run
+from gcr.benchmarks.scoring import judged_dir, score_run
 from gcr.errors import GCRError, InputError
+from stubs.critic_server import StubCriticServer
+from stubs.judge_server import ScriptedJudge as ScriptedReplies
 
 
 @dataclass
@@ -42,6 +45,7 @@ class ScriptedJudge:
     """SC/PQ (viescore) or overall (imgedit) by whether the image has the "golden light" phrase."""
 
     rubric: str
+    identity: str = "scripted"
     fail_once: set[str] = field(default_factory=set)
     seen: list[tuple[str, tuple[int, int], list[tuple[int, int]]]] = field(default_factory=list)
 
@@ -91,7 +95,7 @@ def test_gedit_en_scored_per_task_type_with_the_judge_seeing_srcimg(tmp_path: Pa
     assert summary["published"]["published"]["final"] == 8.33
     # The source is <key>_SRCIMG (input_image, 16x16 here), not the raw image the model edited (48x32).
     assert {(size, tuple(srcs)) for _, size, srcs in judge.seen} == {((16, 16), ((16, 16),))}
-    saved = json.loads((tmp_path / "run" / "judged" / "scripted" / "gedit-summary.json").read_text())
+    saved = json.loads((judged_dir(tmp_path / "run", "scripted") / "gedit-summary.json").read_text())
     assert saved["sets"]["final"]["report"] == summary["sets"]["final"]["report"]
 
 
@@ -143,3 +147,106 @@ def test_scoring_refuses_what_it_cannot_score(tmp_path: Path) -> None:
     summary = asyncio.run(score_run(tmp_path / "run", "gedit", ScriptedJudge("imgedit"), "j", sets=["final"]))
     assert summary["sets"]["final"]["judged"] == 0
     assert "viescore rubric" in next(iter(summary["sets"]["final"]["failed"].values()))
+
+
+# --------------------------------------------------------------------------- the real rubric judges
+
+
+def _by_mask(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The pixel generator paints its phrase mask in the red channel: bit 0 is "golden light"."""
+    return (colour[0] & 1, 0, 0)
+
+
+def test_gedit_scored_by_the_viescore_judge_over_a_scripted_server(
+    monkeypatch, capsys, tmp_path: Path
+) -> None:
+    root = bf.write_gedit(tmp_path / "gedit", "disk")
+    prompt_set = load_benchmark(f"gedit-en:{root}")
+    bench(prompt_set, tmp_path / "run")
+    # VIEScore (gcr.judges rubric viescore): SC = min(instruction_following, minimal_change),
+    # PQ = min(naturalness, artifacts), O = sqrt(SC * PQ).
+    replies = ScriptedReplies(
+        {
+            (0, 0, 0): {"instruction_following": 6, "minimal_change": 4, "naturalness": 9, "artifacts": 10},
+            (1, 0, 0): {"instruction_following": 8, "minimal_change": 9, "naturalness": 8, "artifacts": 8},
+        },
+        key=_by_mask,
+    )
+    with StubCriticServer(models=("gpt-4.1",)) as server:
+        server.responder = replies
+        code, out, err = gcr(
+            monkeypatch, capsys, "bench", "score", str(tmp_path / "run"), "--benchmark", f"gedit-en:{root}",
+            "--judge", f"viescore:{server.url},model=gpt-4.1", "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        summary = json.loads(out)
+        assert len(server.chat_requests) == 3 * 2 * 2  # 3 sets x 2 items x the two VIEScore questions
+        # Rerun with the same judge: every verdict is on disk, nothing is asked again.
+        code, out, err = gcr(
+            monkeypatch, capsys, "bench", "score", str(tmp_path / "run"), "--benchmark", f"gedit-en:{root}",
+            "--judge", f"viescore:{server.url},model=gpt-4.1",
+        )  # fmt: skip
+        assert code == 0, err
+        assert len(server.chat_requests) == 12
+    # By hand: round 0 and baseline SC min(6, 4) = 4, PQ min(9, 10) = 9, O sqrt(36) = 6; final 8, 8, 8.
+    for name, (sc, pq, o) in (("round0", (4, 9, 6)), ("final", (8, 8, 8)), ("baseline", (4, 9, 6))):
+        en = summary["sets"][name]["report"]["en"]
+        assert en["average"] == pytest.approx({"semantics": sc, "quality": pq, "overall": o})
+        assert {g: v["n"] for g, v in en["groups"].items()} == {"background_change": 1, "subject-add": 1}
+    assert summary["published"]["ours"] == pytest.approx({"round0": 6.0, "final": 8.0, "baseline": 6.0})
+    assert summary["published"]["published"]["round0"] == 7.56
+    # The tables put the paper's figures beside ours.
+    assert "GEdit-Bench-EN" in out and "background_change" in out and "7.56" in out and "8.33" in out
+
+
+def test_imgedit_scored_by_the_imgedit_judge_over_a_scripted_server(
+    monkeypatch, capsys, tmp_path: Path
+) -> None:
+    edit_json = bf.write_imgedit(tmp_path / "imgedit")
+    bench(load_benchmark(f"imgedit:{edit_json}"), tmp_path / "run", limit=2)
+    replies = ScriptedReplies(
+        {
+            (0, 0, 0): {"instruction_compliance": 3, "visual_naturalness": 3, "physical_integrity": 4},
+            (1, 0, 0): {"instruction_compliance": 5, "visual_naturalness": 4, "physical_integrity": 4},
+        },
+        key=_by_mask,
+    )
+    with StubCriticServer(models=("gpt-4.1",)) as server:
+        server.responder = replies
+        code, out, err = gcr(
+            monkeypatch, capsys, "bench", "score", str(tmp_path / "run"),
+            "--benchmark", f"imgedit:{edit_json}",
+            "--judge", f"imgedit:{server.url},model=gpt-4.1", "--set", "round0", "--set", "final", "--json",
+        )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    # By hand: round 0 (3 + 3 + 4) / 3 = 3.33 per item and per type; final (5 + 4 + 4) / 3 = 4.33.
+    assert summary["sets"]["round0"]["report"]["types"] == {
+        "alter": {"score": 3.33, "n": 1},
+        "style": {"score": 3.33, "n": 1},
+    }
+    assert summary["sets"]["final"]["report"]["overall"] == pytest.approx(4.33)
+    assert set(summary["sets"]) == {"round0", "final"}
+    assert summary["published"]["published"]["final"] == 4.43
+
+
+def test_a_judge_that_cannot_answer_fails_the_command_and_scores_nothing(
+    monkeypatch, capsys, tmp_path
+) -> None:
+    edit_json = bf.write_imgedit(tmp_path / "imgedit")
+    bench(load_benchmark(f"imgedit:{edit_json}"), tmp_path / "run", limit=1)
+    with StubCriticServer(models=("gpt-4.1",)) as server:
+        server.responder = ScriptedReplies({}, default=None)  # prose, never a score
+        code, out, err = gcr(
+            monkeypatch, capsys, "bench", "score", str(tmp_path / "run"),
+            "--benchmark", f"imgedit:{edit_json}",
+            "--judge", f"imgedit:{server.url},model=gpt-4.1,max_retries=0", "--set", "final", "--json",
+        )  # fmt: skip
+    assert code == 1 and "failed and are left out" in err
+    summary = json.loads(out)
+    assert summary["sets"]["final"]["judged"] == 0 and "overall" not in summary["sets"]["final"]["report"]
+    code, _, err = gcr(
+        monkeypatch, capsys, "bench", "score", str(tmp_path / "run"), "--benchmark", f"geneval:{edit_json}",
+        "--judge", "viescore:http://127.0.0.1:9/v1",
+    )  # fmt: skip
+    assert code == 1 and "gcr scores gedit" in err

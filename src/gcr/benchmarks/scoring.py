@@ -16,17 +16,22 @@ What the judge is shown follows each benchmark's evaluator:
   ``perceptual_quality`` (0-10).
 * ImgEdit-Bench (``Benchmark/Basic/basic_bench.py``): the original image and the
   edited image as they are; with the ``imgedit`` rubric the item's score is the
-  judge's ``overall`` (1-5), rounded to 2 decimals as ``step1_get_avgscore.py`` does.
+  mean of its three 1-5 criteria (or its ``overall``), rounded to 2 decimals as
+  ``step1_get_avgscore.py`` does.
+
+A judge error (``JudgeError`` and every other ``GCRError``) fails that item
+only; it is recorded with its message and judged again on the next run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from PIL import Image
 
@@ -42,21 +47,21 @@ from gcr.benchmarks.aggregate import (
 from gcr.benchmarks.base import BenchmarkSet
 from gcr.benchmarks.export import SETS, Item, set_images
 from gcr.errors import GCRError, InputError
+from gcr.judges.base import Judge
 
 logger = logging.getLogger(__name__)
 
 EDIT_BENCHMARKS: tuple[str, ...] = ("gedit", "imgedit")
 GEDIT_KEYS = ("semantic_consistency", "perceptual_quality")
+#: The imgedit rubric's three 1-5 criteria (gcr.judges, rubrics/imgedit.md); an item is their mean.
+IMGEDIT_CRITERIA = ("instruction_compliance", "visual_naturalness", "physical_integrity")
 
 
-class Judge(Protocol):
-    """What scoring needs of a judge (the contract of ``gcr.judges``)."""
-
-    async def judge(self, prompt: str, image: Image.Image, sources: Sequence[Image.Image]) -> Any: ...
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "judge"
+def judged_dir(run: str | Path, judge_name: str) -> Path:
+    """Where the per-item verdicts of ``judge_name`` on the run ``run`` are kept."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", judge_name).strip("-.")[:48] or "judge"
+    digest = hashlib.sha1(judge_name.encode("utf-8")).hexdigest()[:8]
+    return BenchFolder(run).path / "judged" / f"{slug}-{digest}"
 
 
 def _sources(
@@ -86,9 +91,12 @@ def _item_fields(benchmark: str, result: Any) -> dict[str, Any]:
             "semantics": float(subscores["semantic_consistency"]),
             "quality": float(subscores["perceptual_quality"]),
         }
-    overall = subscores.get("overall", getattr(result, "score", None))
+    criteria = [subscores.get(k) for k in IMGEDIT_CRITERIA]
+    if all(isinstance(v, int | float) for v in criteria):
+        return {"score": imgedit_item_score([float(v) for v in criteria])}  # type: ignore[arg-type]
+    overall = subscores.get("overall")  # JudgeResult.score is normalized to [0, 1]: not ImgEdit's scale
     if not isinstance(overall, int | float):
-        raise InputError("the judge gave no overall score: score ImgEdit-Bench with the imgedit rubric")
+        raise InputError("the judge gave no 1-5 overall score: score ImgEdit-Bench with the imgedit rubric")
     return {"score": imgedit_item_score([float(overall)])}
 
 
@@ -110,7 +118,7 @@ async def score_run(
     if concurrency < 1:
         raise InputError("--concurrency must be at least 1")
     folder = BenchFolder(run)
-    root = folder.path / "judged" / _slug(judge_name)
+    root = judged_dir(run, judge_name)
     gate = asyncio.Semaphore(concurrency)
     summary: dict[str, Any] = {"benchmark": benchmark, "judge": judge_name, "sets": {}}
     for image_set in sets:
