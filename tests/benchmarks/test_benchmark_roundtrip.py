@@ -128,13 +128,28 @@ def test_dpg_round_trip_with_shards(monkeypatch, capsys, scripted, tmp_path: Pat
 
 
 def test_t2icompbench_round_trip(monkeypatch, capsys, scripted, tmp_path: Path) -> None:
-    bf.write_t2icompbench(tmp_path / "T2I-CompBench")
+    folder = bf.write_t2icompbench(tmp_path / "T2I-CompBench")
+    (folder / "shape_val.txt").write_text("a round_table and a square chair\n")
     run = tmp_path / "run"
     bench(monkeypatch, capsys, f"t2icompbench:{tmp_path / 'T2I-CompBench'}", run)
     res = records(run)
-    assert sorted(res) == ["color-0001", "color-0002", "color-0003", "spatial-0001", "spatial-0002"]
+    assert sorted(res) == [
+        "color-0001",
+        "color-0002",
+        "color-0003",
+        "shape-0001",
+        "spatial-0001",
+        "spatial-0002",
+    ]
     out = tmp_path / "t2i"
-    export(monkeypatch, capsys, run, "t2icompbench", "round0", out)
+    done = export(monkeypatch, capsys, run, "t2icompbench", "round0", out)
+    # The prompt with "_" ran, but no scorer could read its name back: left out, with the reason.
+    assert (
+        done["written"] == 5
+        and list(done["left_out"]) == ["shape-0001"]
+        and "'_'" in done["left_out"]["shape-0001"]
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["color", "spatial"]
     # inference_eval.py: <outdir>/samples/f"{prompt}_{count:06}.png", one running count per folder
     assert sorted(p.name for p in (out / "color" / "samples").iterdir()) == [
         "a blue bench and a green bowl_000001.png",

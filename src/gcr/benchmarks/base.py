@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,9 @@ from gcr.critic.schema import Task
 from gcr.errors import DatasetError, GCRError
 
 logger = logging.getLogger(__name__)
+
+#: Parquet row groups (one image column each) kept in memory while a benchmark runs.
+_CACHED_GROUPS = 4
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,9 @@ class HFRows:
         self.path = path
         self.benchmark = benchmark
         self.columns = list(self.source.columns)
-        self._offsets: list[tuple[int, Path]] | None = None
+        self._offsets: list[tuple[int, int, Path]] | None = None
+        self._lock = threading.Lock()
+        self._groups: OrderedDict[tuple[Path, int, str], Any] = OrderedDict()
 
     def rows(self, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         for index, (row, _) in enumerate(self.source.rows(columns)):
@@ -187,12 +194,10 @@ class HFRows:
             table = source.dataset.select_columns([column])[index]
             return table.column(column)[0].as_py()
         if isinstance(source, _ParquetSource):
-            import pyarrow.parquet as pq
-
-            for start, file in self._file_offsets():
-                meta = pq.ParquetFile(file).metadata
-                if index < start + meta.num_rows:
-                    return _parquet_cell(file, index - start, column)
+            with self._lock:  # source images are read from worker threads
+                for start, rows, file in self._file_offsets():
+                    if index < start + rows:
+                        return _parquet_cell(file, index - start, column, self._groups)
             raise DatasetError(f"{self.path}: row {index} is past the end of the dataset")
         for i, (row, base) in enumerate(source.rows([column])):
             if i == index:
@@ -202,26 +207,38 @@ class HFRows:
                 return value
         raise DatasetError(f"{self.path}: row {index} is past the end of the dataset")
 
-    def _file_offsets(self) -> list[tuple[int, Path]]:
+    def _file_offsets(self) -> list[tuple[int, int, Path]]:
+        """``(first row, rows, file)`` of each Parquet shard, in reading order."""
         if self._offsets is None:
             import pyarrow.parquet as pq
 
             offsets, start = [], 0
             for file in self.source.files:  # type: ignore[attr-defined]
-                offsets.append((start, file))
-                start += pq.ParquetFile(file).metadata.num_rows
+                rows = pq.ParquetFile(file).metadata.num_rows
+                offsets.append((start, rows, file))
+                start += rows
             self._offsets = offsets
         return self._offsets
 
 
-def _parquet_cell(file: Path, row: int, column: str) -> Any:
+def _parquet_cell(file: Path, row: int, column: str, cache: OrderedDict[tuple[Path, int, str], Any]) -> Any:
+    """One cell of a Parquet file. Parquet reads whole row groups, so the last few groups read are kept:
+    cases run in file order, and consecutive rows share a group."""
     import pyarrow.parquet as pq
 
     handle = pq.ParquetFile(file)
     for group in range(handle.num_row_groups):
         size = handle.metadata.row_group(group).num_rows
         if row < size:
-            table = handle.read_row_group(group, columns=[column])
+            key = (file, group, column)
+            table = cache.get(key)
+            if table is None:
+                table = handle.read_row_group(group, columns=[column])
+                cache[key] = table
+                while len(cache) > _CACHED_GROUPS:
+                    cache.popitem(last=False)
+            else:
+                cache.move_to_end(key)
             return table.column(column)[row].as_py()
         row -= size
     raise DatasetError(f"{file}: row {row} not found")

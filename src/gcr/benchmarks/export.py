@@ -153,9 +153,14 @@ def _dpg(items: list[Item], out: Path, result: ExportResult, **_: Any) -> None:
 def _t2icompbench(items: list[Item], out: Path, result: ExportResult, **_: Any) -> None:
     # T2I-CompBench GORS_finetune/inference_eval.py: <outdir>/samples/f"{prompt}_{count:06}.png", one
     # running count per folder; BLIPvqa_eval/BLIP_vqa.py reads the prompt back as the name before "_".
+    from gcr.benchmarks.t2icompbench import exportable
+
     counters: dict[str, int] = {}
     for item in items:
         category, text = _need_meta(item, "t2icompbench", "category", "prompt_text")
+        if not exportable(str(text)) or not exportable(str(category)):
+            result.missing[item.id] = "its prompt contains '_' or '/', which the scorer cannot read back"
+            continue
         count = counters.get(category, 0)
         counters[category] = count + 1
         target = out / category / "samples" / f"{text}_{count:06}.png"
@@ -237,8 +242,10 @@ def export_run(
             raise InputError(f"--benchmark {benchmark.source} is not the prompt set {folder.path} was run on")
     target = Path(out).expanduser()
     target.mkdir(parents=True, exist_ok=True)
-    result = ExportResult(layout, image_set, target, missing=missing)
+    result = ExportResult(layout, image_set, target, missing=dict(missing))
     _WRITERS[layout](items, target, result, benchmark=benchmark, model_name=model_name or f"gcr-{image_set}")
-    result.written = len(items)
-    logger.info("exported %d %s images to %s (%d left out)", len(items), image_set, target, len(missing))
+    result.written = sum(1 for item in items if item.id not in result.missing)
+    logger.info(
+        "exported %d %s images to %s (%d left out)", result.written, image_set, target, len(result.missing)
+    )
     return result
