@@ -121,6 +121,14 @@ def test_dpg_round_trip_with_shards(monkeypatch, capsys, scripted, tmp_path: Pat
     assert sorted(p.name for p in out.iterdir()) == ["1.png", "partiprompts12.png"] == sorted(done["files"])
     assert {p.name.split(".")[0] for p in out.iterdir()} == set(bf.DPG_ITEMS)
     assert (out / "1.png").read_bytes() == image_of(run, res["1"], "best_image")
+    # Without --json: one line of what was written, the left-out prompts on stderr, nothing wrapped.
+    code, stdout, err = gcr(monkeypatch, capsys, "bench", "export", str(run), "--layout", "dpg",
+                            "--set", "baseline", "--out", str(tmp_path / "dpg-plain"))  # fmt: skip
+    assert code == 0 and f"0 baseline images written to {tmp_path / 'dpg-plain'} (dpg layout)" in stdout
+    assert (
+        "left out partiprompts12: no finished best-of-n baseline (run gcr bench with --baseline best-of-n)"
+        in err
+    )
     # No baseline was run: the set is empty and each prompt says why.
     done = export(monkeypatch, capsys, run, "dpg", "baseline", tmp_path / "dpg-base")
     assert done["written"] == 0 and set(done["left_out"]) == {"1", "partiprompts12"}

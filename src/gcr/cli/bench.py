@@ -187,7 +187,8 @@ def _bench_parameters() -> list[inspect.Parameter]:
         "prompts",
         typer.Argument(
             ...,
-            help="Prompt set: .jsonl/.json/.csv/.parquet/.txt file, a folder of edit cases, or builtin:NAME.",
+            help="Prompt set: .jsonl/.json/.csv/.parquet/.txt file, a folder of edit cases, builtin:NAME, "
+            "or a standard benchmark as NAME:PATH (geneval, dpg, t2icompbench, gedit[-en|-cn], imgedit).",
             show_default=False,
         ),
         str,

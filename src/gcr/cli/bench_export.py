@@ -60,11 +60,13 @@ def export_command(
         }
         console.out(json.dumps(data, indent=2, ensure_ascii=False), highlight=False)
         return
+    # soft_wrap: paths and reasons are never wrapped or cut, in a terminal or a pipe.
     console.print(
-        Text(f"{result.written} {result.image_set} images written to {result.out} ({result.layout} layout)")
+        Text(f"{result.written} {result.image_set} images written to {result.out} ({result.layout} layout)"),
+        soft_wrap=True,
     )
     for case_id, why in result.missing.items():
-        err_console.print(Text(f"left out {case_id}: {why}", style="yellow"))
+        err_console.print(Text(f"left out {case_id}: {why}", style="yellow"), soft_wrap=True)
 
 
 def score_command(
@@ -122,7 +124,8 @@ def score_command(
     failed = sum(len(block["failed"]) for block in summary["sets"].values())
     if failed:
         err_console.print(
-            Text(f"{failed} judgement(s) failed and are left out; rerun the same command to retry them")
+            Text(f"{failed} judgement(s) failed and are left out; rerun the same command to retry them"),
+            soft_wrap=True,
         )
         raise typer.Exit(1)
 
