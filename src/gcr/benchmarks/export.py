@@ -15,6 +15,7 @@ failed prompt, or no baseline run) is left out and listed in the result.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -26,9 +27,10 @@ from typing import Any
 
 from PIL import Image
 
+from gcr.bench.eval.records import ImageRef
 from gcr.bench.results import BenchFolder
 from gcr.benchmarks.base import BenchmarkSet
-from gcr.errors import InputError, RunError
+from gcr.errors import ImageError, InputError, RunError
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,24 @@ def _write_png(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
+def _write_source_png(ref: ImageRef, target: Path) -> None:
+    """A dataset image as PNG, as ``input_image.save(path)`` would write it: stored PNG bytes unchanged,
+    anything else re-encoded in its own mode (no RGB conversion)."""
+    encoded = ref._encoded()
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    if isinstance(encoded, bytes) and encoded.startswith(_PNG_MAGIC):
+        tmp.write_bytes(encoded)
+    elif isinstance(encoded, Image.Image):
+        encoded.save(tmp, format="PNG")
+    else:
+        try:
+            with Image.open(io.BytesIO(encoded) if isinstance(encoded, bytes) else encoded) as img:
+                img.save(tmp, format="PNG")
+        except (OSError, Image.DecompressionBombError) as exc:
+            raise ImageError(f"{ref.where}: cannot decode the image: {exc}") from None
+    os.replace(tmp, target)
+
+
 def _need_meta(item: Item, layout: str, *names: str) -> list[Any]:
     meta = item.meta
     if meta.get("benchmark") not in (layout, None) or any(n not in meta for n in names):
@@ -191,9 +211,7 @@ def _gedit(
         _write_png(item.image, target)
         srcimg = folder / f"{key}_SRCIMG.png"
         if not srcimg.is_file():
-            tmp = srcimg.with_name(f".{srcimg.name}.{os.getpid()}.tmp")
-            extras["srcimg"].load().save(tmp, format="PNG")
-            os.replace(tmp, srcimg)
+            _write_source_png(extras["srcimg"], srcimg)
         result.files += [str(target.relative_to(out)), str(srcimg.relative_to(out))]
 
 
