@@ -187,7 +187,8 @@ def _bench_parameters() -> list[inspect.Parameter]:
         "prompts",
         typer.Argument(
             ...,
-            help="Prompt set: .jsonl/.json/.csv/.parquet/.txt file, a folder of edit cases, or builtin:NAME.",
+            help="Prompt set: .jsonl/.json/.csv/.parquet/.txt file, a folder of edit cases, builtin:NAME, "
+            "or a standard benchmark as NAME:PATH (geneval, dpg, t2icompbench, gedit[-en|-cn], imgedit).",
             show_default=False,
         ),
         str,
@@ -251,6 +252,10 @@ run_command.__signature__ = inspect.Signature(_bench_parameters())  # type: igno
 bench_app.command("run")(run_command)
 bench_app.command("merge")(merge_command)
 bench_app.command("list-sets")(list_sets_command)
+
+from gcr.cli.bench_export import register_export  # noqa: E402  (gcr bench export, in its own module)
+
+register_export(bench_app)
 
 
 def register(app: typer.Typer) -> None:

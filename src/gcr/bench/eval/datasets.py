@@ -325,3 +325,9 @@ def open_dataset(path: str | Path, *, layout: str | None = None, split: str | No
             f" its columns are {', '.join(source.columns[:20])}"
         )
     return EvalDataset(p, chosen, source, detected=False)
+
+
+def open_row_source(path: Path, split: str | None = None) -> _Source:
+    """The streamed rows of a local dataset (file, Parquet shards, save_to_disk folder), no layout applied;
+    the standard-benchmark readers of :mod:`gcr.benchmarks` read through it."""
+    return _open_source(path, split)
