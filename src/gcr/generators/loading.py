@@ -58,6 +58,13 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        # Caught here, the mistake is named; later it surfaces from .to() as "invalid device ordinal".
+        count = torch.cuda.device_count()
+        raise ConfigError(
+            f"device {device!r} asked for, but this process sees {count} CUDA device(s) "
+            f"(cuda:0 to cuda:{count - 1}); pick one of those or check CUDA_VISIBLE_DEVICES"
+        )
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {device!r} asked for, but MPS is not available here: use --device cpu")
     return resolved
