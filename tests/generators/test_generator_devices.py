@@ -13,13 +13,16 @@ from gcr.generators.loading import resolve_device, resolve_dtype
 def two_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)  # as after torch.cuda.set_device(1)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
 
 
 @pytest.mark.usefixtures("two_gpus")
-def test_visible_cuda_devices_resolve_with_bf16() -> None:
-    assert resolve_device(None) == torch.device("cuda")
-    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+def test_cuda_resolves_to_the_current_device_with_bf16() -> None:
+    """A bare ``cuda`` is pinned to this thread's current GPU, so a load in a worker thread uses it too."""
+    assert resolve_device(None) == torch.device("cuda", 1)
+    assert resolve_device("auto") == resolve_device("cuda") == torch.device("cuda", 1)
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
     assert resolve_dtype(None, resolve_device("cuda")) is torch.bfloat16
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import torch
-from gpukit import GPU, noise_image
+from gpukit import GPU, gpu_count, noise_image
 
 from gcr.critic.backends.base import ChatRequest, Completion, SamplingParams
 from gcr.critic.backends.transformers_local import TransformersBackend
@@ -111,3 +111,25 @@ def test_batched_answers_equal_single_answers_on_cuda(tiny_critic_dir: Path, no_
     assert batched == single
     assert [a.finish_reason for a in batched] == [a.finish_reason for a in single]
     assert len(set(single)) == len(single)  # each caller got its own answer
+
+
+@pytest.mark.skipif(gpu_count() < 2, reason="pinning the current GPU needs at least 2 CUDA GPUs to show")
+def test_the_model_loads_on_the_current_gpu_even_from_the_worker_thread(tiny_critic_dir: Path) -> None:
+    """The batcher loads the model in a worker thread, whose own current device would be GPU 0."""
+    before = torch.cuda.current_device()
+    torch.cuda.set_device(1)  # as accelerate does on DDP rank 1
+    try:
+        backend = TransformersBackend(tiny_critic_dir, max_batch_size=2)
+    finally:
+        torch.cuda.set_device(before)
+    request = _requests()[0]
+
+    async def ask() -> Completion:
+        try:
+            answer = await backend.complete(request, GREEDY)
+            assert backend.model.device == torch.device("cuda", 1)
+            return answer
+        finally:
+            await backend.aclose()
+
+    assert asyncio.run(ask()).strip()

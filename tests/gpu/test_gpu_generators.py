@@ -58,7 +58,8 @@ def test_family_runs_on_cuda_in_bf16(kind: str, tiny_pipeline_dir: Callable[[str
     result = gen.generate(_request(kind))
     assert [img.size for img in result.images] == [(32, 32)] * 2
     assert all(is_varied(img) for img in result.images)
-    assert result.params["device"] == "cuda" and result.params["dtype"] == "bfloat16"
+    assert result.params["device"] == f"cuda:{torch.cuda.current_device()}"  # pinned, see resolve_device
+    assert result.params["dtype"] == "bfloat16"
     assert result.params["fp32_vae"] is (kind == "flux-kontext")
     assert pipe.vae.dtype == expected_vae  # a call does not undo the fp32 VAE
 

@@ -45,10 +45,15 @@ _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to run on: ``None``/``"auto"`` picks CUDA, then MPS, then the CPU."""
+    """The device to run on: ``None``/``"auto"`` picks CUDA, then MPS, then the CPU.
+
+    A CUDA device always comes back with its index: a bare ``cuda`` means the current
+    device of the calling thread (``torch.cuda.set_device``, as accelerate sets it per
+    process), and pipelines may later load in a worker thread whose current device is 0.
+    """
     if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", torch.cuda.current_device())
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -67,6 +72,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         )
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {device!r} asked for, but MPS is not available here: use --device cpu")
+    if resolved.type == "cuda" and resolved.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
     return resolved
 
 
