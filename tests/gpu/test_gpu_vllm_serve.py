@@ -50,7 +50,7 @@ pytestmark = [
 ]
 
 SERVED_NAME = "tiny-critic"
-READY_TIMEOUT_S = 240.0
+READY_TIMEOUT_S = 180.0
 
 
 @dataclass
