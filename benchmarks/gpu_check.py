@@ -98,7 +98,7 @@ def run_tests(settings: Settings, budget_s: float, work: Path, figures: Figures)
     per_test = max(30, min(210, int(budget_s) - 10))  # one hung test cannot take the whole stage
     command = [
         sys.executable, "-m", "pytest", "-m", "gpu", str(ROOT / "tests" / "gpu"), "-q", "-rA",
-        "-p", "no:cacheprovider", f"--timeout={per_test}", f"--junitxml={work / 'gpu-tests.xml'}",
+        "-p", "no:cacheprovider", f"--timeout={per_test}",
     ]  # fmt: skip
     log = work / "pytest.log"
     with log.open("wb") as out:

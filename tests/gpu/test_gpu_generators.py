@@ -77,7 +77,13 @@ def test_offload_keeps_weights_on_the_cpu_between_calls(
 
     seen: dict[str, str] = {}
     denoiser = getattr(pipe, DENOISER[kind])
-    handle = denoiser.register_forward_pre_hook(lambda m, args: seen.setdefault("device", str(m.device)))
+
+    def record(module: torch.nn.Module, _args: object, _output: object) -> None:
+        # A forward (post) hook: accelerate moves the module to the GPU inside its wrapped forward,
+        # after torch's pre-hooks have run, and offloads it only when the next model starts.
+        seen.setdefault("device", str(next(module.parameters()).device))
+
+    handle = denoiser.register_forward_hook(record)
     try:
         result = gen.generate(_request(kind, num_images=1))
     finally:

@@ -86,18 +86,14 @@ def served(tiny_critic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + READY_TIMEOUT_S + 30
+    deadline = time.monotonic() + READY_TIMEOUT_S + 20
     try:
-        while True:
+        # gcr prints "critic ready: --critic URL ..." once vLLM answers; wait for what the user waits for.
+        while "critic ready:" not in log.read_text(encoding="utf-8", errors="replace"):
             if process.poll() is not None:
                 pytest.fail(f"gcr serve critic exited with {process.returncode}:\n{_tail(log)}")
-            try:
-                if httpx.get(url + "/models", timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
             if time.monotonic() > deadline:
-                pytest.fail(f"vLLM did not answer within {READY_TIMEOUT_S:g}s:\n{_tail(log)}")
+                pytest.fail(f"gcr serve critic was not ready within {READY_TIMEOUT_S:g}s:\n{_tail(log)}")
             time.sleep(1.0)
         free_after, _ = torch.cuda.mem_get_info()
         yield Served(url=url, process=process, log=log, device_bytes=max(free_before - free_after, 0))
@@ -124,7 +120,8 @@ def test_serve_critic_starts_vllm_and_gcr_critique_gets_an_answer(
     served: Served, tmp_path: Path, peak_gpu_memory: PeakMemory
 ) -> None:
     peak_gpu_memory.note("vllm_server_device", served.device_bytes)
-    assert "critic ready:" in served.log.read_text(encoding="utf-8", errors="replace")
+    assert f"--critic {served.url} --model {SERVED_NAME}" in served.log.read_text(encoding="utf-8")
+    assert httpx.get(served.url + "/models", timeout=5.0).json()["data"][0]["id"] == SERVED_NAME
     image = tmp_path / "candidate.png"
     noise_image(3, (64, 64)).save(image)
     done = subprocess.run(
