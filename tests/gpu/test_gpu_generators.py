@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -24,7 +25,6 @@ from gcr.generators.loading import PipelineCache
 pytestmark = GPU
 
 EDIT_KINDS = {"flux-kontext", "instruct-pix2pix"}
-DENOISER = {"sd": "unet", "instruct-pix2pix": "unet", "flux": "transformer", "flux-kontext": "transformer"}
 
 
 def _request(kind: str, num_images: int = 2) -> GenerationRequest:
@@ -39,6 +39,10 @@ def _request(kind: str, num_images: int = 2) -> GenerationRequest:
     )
 
 
+def _denoiser(pipe: Any) -> torch.nn.Module:
+    return getattr(pipe, "transformer", None) or pipe.unet
+
+
 def _modules(pipe: object) -> dict[str, torch.nn.Module]:
     return {name: c for name, c in pipe.components.items() if isinstance(c, torch.nn.Module)}  # type: ignore[attr-defined]
 
@@ -50,7 +54,7 @@ def test_family_runs_on_cuda_in_bf16(kind: str, tiny_pipeline_dir: Callable[[str
     pipe = gen.load()
     modules = _modules(pipe)
     assert all(m.device.type == "cuda" for m in modules.values()), {n: m.device for n, m in modules.items()}
-    assert getattr(pipe, DENOISER[kind]).dtype == torch.bfloat16
+    assert _denoiser(pipe).dtype == torch.bfloat16
     assert pipe.text_encoder.dtype == torch.bfloat16
     expected_vae = torch.float32 if kind == "flux-kontext" else torch.bfloat16
     assert pipe.vae.dtype == expected_vae
@@ -76,7 +80,7 @@ def test_offload_keeps_weights_on_the_cpu_between_calls(
     assert all(hasattr(m, "_hf_hook") for m in modules.values())  # accelerate's offload hooks
 
     seen: dict[str, str] = {}
-    denoiser = getattr(pipe, DENOISER[kind])
+    denoiser = _denoiser(pipe)
 
     def record(module: torch.nn.Module, _args: object, _output: object) -> None:
         # A forward (post) hook: accelerate moves the module to the GPU inside its wrapped forward,

@@ -159,4 +159,5 @@ def test_sft_steps_in_bf16_on_cuda(tiny_critic_dir: Path, sft_dataset: Path, tmp
     assert changed and all(parameter_group(k) == "language" for k in changed)  # vision tower stays frozen
     # The evaluation ran the trained folder on the GPU through the in-process critic.
     assert result.eval is not None and "error" not in result.eval and result.eval["pairs"] == 2
+    assert result.eval["overall"]["total"] == 2  # each pair judged (random answers count as failed, not 0)
     assert json.loads((out / "sft_result.json").read_text())["global_step"] == 2
