@@ -244,7 +244,8 @@ def vllm_throughput(settings: Settings, budget_s: float, work: Path, figures: Fi
         extra_args=("--enforce-eager",),  # no CUDA-graph capture: a minute saved from the budget
     )
     server = CriticServer(config)
-    log = (work / "vllm.log").open("wb")
+    log_path = work / "vllm.log"
+    log = log_path.open("wb")
     try:
         server.start(stdout=log, stderr=subprocess.STDOUT)
         server.wait_ready(timeout=max(budget_s - 30.0, 10.0))
@@ -255,7 +256,9 @@ def vllm_throughput(settings: Settings, budget_s: float, work: Path, figures: Fi
         row.update(device="cuda", dtype="auto (vLLM)")
         figures.critic.append(row)
     except Exception as exc:  # the report says what failed; the other figures stay
-        return f"failed: {type(exc).__name__}: {exc}"
+        log.flush()
+        tail = " / ".join(log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:])
+        return f"failed: {type(exc).__name__}: {exc}; the server's last lines: {tail or '(none)'}"
     finally:
         server.stop(grace=20.0)
         log.close()
