@@ -45,10 +45,15 @@ _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to run on: ``None``/``"auto"`` picks CUDA, then MPS, then the CPU."""
+    """The device to run on: ``None``/``"auto"`` picks CUDA, then MPS, then the CPU.
+
+    A CUDA device always comes back with its index: a bare ``cuda`` means the current
+    device of the calling thread (``torch.cuda.set_device``, as accelerate sets it per
+    process), and pipelines may later load in a worker thread whose current device is 0.
+    """
     if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", torch.cuda.current_device())
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -58,8 +63,17 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        # Caught here, the mistake is named; later it surfaces from .to() as "invalid device ordinal".
+        count = torch.cuda.device_count()
+        raise ConfigError(
+            f"device {device!r} asked for, but this process sees {count} CUDA device(s) "
+            f"(cuda:0 to cuda:{count - 1}); pick one of those or check CUDA_VISIBLE_DEVICES"
+        )
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {device!r} asked for, but MPS is not available here: use --device cpu")
+    if resolved.type == "cuda" and resolved.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
     return resolved
 
 

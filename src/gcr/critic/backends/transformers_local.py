@@ -144,6 +144,10 @@ class TransformersBackend:
             raise ConfigError("no critic model given: pass a Hugging Face id or a local folder")
         self._model_id = model_id or self._source
         self.device, self.dtype = resolve_device_and_dtype(device, dtype)
+        if self.device.type == "cuda" and self.device.index is None:
+            # Pin the caller's current GPU now: the model loads and runs in the batcher's worker
+            # thread, whose current CUDA device is 0, not the one set for this process (DDP ranks).
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.device_map = device_map
         self.max_pixels = max_pixels
         if max_batch_size < 1:
