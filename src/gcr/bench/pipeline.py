@@ -237,6 +237,7 @@ async def _run_cases(
             refiner=components.refiner,
             cache=components.cache,
             max_parallel_generations=1,
+            veto=getattr(components, "veto", None),
         )
         slots = asyncio.Semaphore(settings.prompts_in_flight)
 
