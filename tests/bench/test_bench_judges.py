@@ -1,0 +1,216 @@
+"""Independent judges in gcr bench, and the cross-judge veto in the loop, with scores known in advance.
+
+The pixel generator paints which script phrases a prompt holds into its image; the
+scripted critic (benchkit) raises its reward for every phrase, and the scripted judge
+server (stubs/judge_server.py, a VIEScore judge over HTTP) scores by the same phrase
+mask: it likes "golden light" (0.6 against 0.5 for none) but hates "sharp focus" next
+to it (0.3). So the critic climbs 0 → 1 → 3 while the judge goes 0.5 → 0.6 → 0.3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from benchkit import PixelCritic, PixelCriticServer, PixelGenerator, PixelScript, components, write_jsonl
+
+from gcr.agent.run_folder import RunFolder
+from gcr.agent.runner import RunSpec
+from gcr.bench.judging import judge_bench, read_judgements
+from gcr.bench.pipeline import BenchSettings, run_bench
+from gcr.bench.prompts import load_prompt_set
+from gcr.bench.report import build_summary, write_bench_report
+from gcr.bench.results import BenchFolder
+from gcr.judges import load_judge
+from stubs.critic_server import StubCriticServer
+from stubs.judge_server import ScriptedJudge
+
+RUN_GCR = Path(__file__).with_name("run_gcr.py")
+SCRIPT = PixelScript()
+#: Judge score (0-1) by phrase mask: none, golden light, golden light + sharp focus.
+JUDGE = {0: 0.5, 1: 0.6, 3: 0.3}
+
+
+def scripted_judge(scores: dict[int, float] = JUDGE, default: float | None = None) -> ScriptedJudge:
+    def table(s: float) -> dict[str, float]:
+        return {"prompt_following": 10 * s, "naturalness": 10 * s, "artifacts": 10 * s}
+
+    return ScriptedJudge(
+        {(mask,): table(s) for mask, s in scores.items()},
+        default=None if default is None else table(default),
+        key=lambda colour: (colour[0],),
+    )
+
+
+@pytest.fixture
+def judge_server():
+    with StubCriticServer(models=("judge-vlm",)) as server:
+        server.responder = scripted_judge()
+        yield server
+
+
+def template(**context: object) -> RunSpec:
+    defaults = {"max_rounds": 3, "target_reward": 1.0, "candidates": 1, "patience": 5}
+    return RunSpec(prompt="", context={**defaults, **context})
+
+
+def bench(prompt_set, out: Path, spec: RunSpec, veto=None, **settings: object):
+    gen, critic = PixelGenerator(), PixelCritic(SCRIPT)
+
+    def load(s, t):
+        parts = components(gen, critic)
+        parts.veto = veto
+        return parts
+
+    return asyncio.run(run_bench(prompt_set, spec, str(out), BenchSettings(**settings), load=load))
+
+
+@pytest.fixture
+def three_prompts(tmp_path: Path):
+    rows = [
+        {"id": "hack", "prompt": "a harbour [base 2.0]"},  # critic 0 → 1 → 3; judge 0.5 → 0.3
+        {"id": "agree", "prompt": "a forest [base 3.25]"},  # reaches the target at mask 1; judge 0.5 → 0.6
+        {"id": "flat", "prompt": "a desert [base 4]"},  # perfect at round 0: nothing moves
+    ]
+    return load_prompt_set(write_jsonl(tmp_path / "p.jsonl", rows))
+
+
+def r(base: float, mask: int) -> float:
+    return SCRIPT.reward(f"[base {base}]", mask, 0)
+
+
+def test_gains_agreement_and_hacking_flag_exactly(tmp_path: Path, three_prompts, judge_server) -> None:
+    out = tmp_path / "out"
+    bench(three_prompts, out, template(), baseline="best-of-n")
+    folder = BenchFolder(out)
+    judge = load_judge(f"viescore:{judge_server.url}")
+    outcome = asyncio.run(judge_bench(folder, [judge], specs=["viescore:JUDGE"]))
+    assert (outcome.scored, outcome.failed, outcome.reused) == (3, 0, 0)
+
+    summary = build_summary(folder)
+    (j,) = summary["judges"]["judges"]
+    assert j["spec"] == "viescore:JUDGE" and j["judge"] == judge.identity and j["n"] == 3
+    assert j["initial"]["mean"] == pytest.approx(0.5)
+    assert j["final"]["mean"] == pytest.approx((0.3 + 0.6 + 0.5) / 3)
+    assert j["gain"]["mean"] == pytest.approx((-0.2 + 0.1 + 0.0) / 3)
+    critic_gains = [r(2.0, 3) - r(2.0, 0), r(3.25, 1) - r(3.25, 0), 0.0]
+    assert j["critic_gain"]["mean"] == pytest.approx(sum(critic_gains) / 3)
+    assert summary["reward"]["delta"]["mean"] == pytest.approx(sum(critic_gains) / 3)
+    assert (j["win_rate"]["wins"], j["win_rate"]["ties"], j["win_rate"]["losses"]) == (1, 1, 1)
+    assert j["agreement"]["wins"] == 2 and j["agreement"]["n"] == 3
+    assert j["agreement"]["table"] == {
+        "critic_tie_judge_tie": 1, "critic_up_judge_down": 1, "critic_up_judge_up": 1
+    }
+    assert j["suspected_reward_hacking"]["ids"] == ["hack"]
+    assert j["suspected_reward_hacking"]["judge_drops"]["hack"] == pytest.approx(-0.2)
+    assert summary["judges"]["suspected_reward_hacking"] == {"count": 1, "ids": ["hack"]}
+    # Against best-of-n (the judge sees plain generations of the user's prompt: 0.5 each).
+    base = j["baseline"]
+    assert base["n"] == 3 and base["gain"]["mean"] == pytest.approx((-0.2 + 0.1 + 0.0) / 3)
+    assert j["failed"]["count"] == 0
+
+    # The report shows both gains and the gallery card of the suspected prompt.
+    _, report = write_bench_report(folder)
+    text = report.read_text("utf-8")
+    assert "Independent judges" in text and "viescore:JUDGE" in text
+    assert "Suspected reward hacking (1 prompt(s)" in text and "a harbour" in text
+    assert "critic (drove the loop)" in text
+
+    # Rerun: everything is complete, nothing is asked again.
+    asked = len(judge_server.chat_requests)
+    again = asyncio.run(judge_bench(folder, [judge], specs=["viescore:JUDGE"]))
+    assert (again.scored, again.reused) == (0, 3) and len(judge_server.chat_requests) == asked
+
+
+def test_a_failed_judgement_is_recorded_left_out_and_retried(
+    tmp_path: Path, three_prompts, judge_server
+) -> None:
+    out = tmp_path / "out"
+    bench(three_prompts, out, template())
+    folder = BenchFolder(out)
+    judge_server.responder = scripted_judge({0: 0.5, 3: 0.3})  # mask 1 ("agree"'s final): unreadable
+    judge = load_judge(f"viescore:{judge_server.url}")
+    first = asyncio.run(judge_bench(folder, [judge], cache_dir=tmp_path / "cache"))
+    assert (first.scored, first.failed) == (2, 1)
+    record = read_judgements(folder)[("agree", judge.identity)]
+    assert record["status"] == "failed" and record["final"]["status"] == "failed"
+    assert "score" not in record["final"] and record["final"]["error"]["type"] == "JudgeResponseError"
+    (j,) = build_summary(folder)["judges"]["judges"]
+    assert j["n"] == 2 and j["failed"] == {"count": 1, "ids": ["agree"]}
+
+    judge_server.responder = scripted_judge()
+    asked = len(judge_server.chat_requests)
+    second = asyncio.run(judge_bench(folder, [judge], cache_dir=tmp_path / "cache"))
+    assert (second.scored, second.failed, second.reused) == (1, 0, 2)
+    # Only the failed image is asked again (two VIEScore questions); the initial one comes from the cache.
+    assert len(judge_server.chat_requests) - asked == 2
+    (j,) = build_summary(folder)["judges"]["judges"]
+    assert j["n"] == 3 and j["failed"]["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("drop", "kept_mask", "statuses"),
+    [
+        (0.1, 1, ["accepted", "vetoed"]),  # 0.3 < 0.6 - 0.1: the sharp-focus image is refused
+        (0.3, 3, ["accepted", "accepted"]),  # falls by exactly 0.3: allowed
+        (0.29, 1, ["accepted", "vetoed"]),
+    ],
+)
+def test_veto_changes_the_kept_image_exactly_when_it_should(
+    tmp_path: Path, judge_server, drop: float, kept_mask: int, statuses: list[str]
+) -> None:
+    prompts = load_prompt_set(write_jsonl(tmp_path / "p.jsonl", [{"id": "v", "prompt": "a harbour"}]))
+    spec = f"viescore:{judge_server.url}"
+    out = tmp_path / "out"
+    outcome = bench(prompts, out, template(veto_judge=spec, veto_drop=drop), veto=load_judge(spec))
+    record = outcome.results["v"]
+    assert record["final_reward"] == pytest.approx(r(2.0, kept_mask))
+    assert record["best_round"] == (1 if kept_mask == 1 else 2)
+    assert [v["status"] for v in record["vetoes"]] == statuses
+    vetoed = [v for v in record["vetoes"] if v["status"] == "vetoed"]
+    for v in vetoed:
+        assert v["current_score"] == pytest.approx(0.6) and v["candidate_score"] == pytest.approx(0.3)
+    trajectory = RunFolder(out / record["run_dir"]).read_trajectory()
+    veto_rounds = [line["round"] for line in trajectory if line.get("veto")]
+    assert veto_rounds == [1, 2]
+    summary = build_summary(BenchFolder(out))
+    assert summary["veto"]["vetoed"] == statuses.count("vetoed")
+    assert summary["veto"]["prompts_vetoed"] == (["v"] if vetoed else [])
+
+
+def test_without_veto_the_critic_alone_decides(tmp_path: Path) -> None:
+    prompts = load_prompt_set(write_jsonl(tmp_path / "p.jsonl", [{"id": "v", "prompt": "a harbour"}]))
+    outcome = bench(prompts, tmp_path / "out", template())
+    assert outcome.results["v"]["final_reward"] == pytest.approx(r(2.0, 3))
+    assert outcome.results["v"]["vetoes"] == []
+
+
+def test_gcr_bench_judge_end_to_end_piped(tmp_path: Path, judge_server) -> None:
+    rows = [
+        {"id": "hack", "prompt": "a harbour [base 2.0]"},
+        {"id": "agree", "prompt": "a forest [base 3.25]"},
+    ]
+    prompts = write_jsonl(tmp_path / "p.jsonl", rows)
+    out = tmp_path / "out"
+    with PixelCriticServer(SCRIPT) as critic:
+        cmd = [
+            sys.executable, str(RUN_GCR), "bench", str(prompts),
+            "--generator-kind", "pixel", "--generator", "pixel", "--critic", critic.url,
+            "--max-rounds", "3", "--target", "1", "--patience", "5", "--no-cache", "--out", str(out),
+            "--judge", f"viescore:{judge_server.url}", "--json",
+        ]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    (j,) = summary["judges"]["judges"]
+    assert j["n"] == 2 and j["gain"]["mean"] == pytest.approx((-0.2 + 0.1) / 2)
+    assert summary["judges"]["suspected_reward_hacking"] == {"count": 1, "ids": ["hack"]}
+    assert summary["reward"]["delta"]["mean"] == pytest.approx(
+        ((r(2.0, 3) - r(2.0, 0)) + (r(3.25, 1) - r(3.25, 0))) / 2
+    )
+    assert "Suspected reward hacking" in (out / "report.html").read_text("utf-8")
+    assert (out / "judgements.jsonl").is_file()
