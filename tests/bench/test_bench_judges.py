@@ -214,3 +214,41 @@ def test_gcr_bench_judge_end_to_end_piped(tmp_path: Path, judge_server) -> None:
     )
     assert "Suspected reward hacking" in (out / "report.html").read_text("utf-8")
     assert (out / "judgements.jsonl").is_file()
+
+
+@pytest.mark.parametrize(("veto", "kept_mask", "hacking"), [(False, 3, True), (True, 1, False)])
+def test_gcr_refine_judge_and_veto_piped(
+    tmp_path: Path, judge_server, veto: bool, kept_mask: int, hacking: bool
+) -> None:
+    spec = f"viescore:{judge_server.url}"
+    out = tmp_path / "run"
+    with PixelCriticServer(SCRIPT) as critic:
+        cmd = [
+            sys.executable, str(RUN_GCR), "refine", "a harbour",
+            "--generator-kind", "pixel", "--generator", "pixel", "--critic", critic.url,
+            "--max-rounds", "3", "--target", "1", "--patience", "5", "--no-cache", "--out", str(out),
+            "--judge", spec, "--json",
+            *(["--veto-judge", spec, "--veto-drop", "0.1"] if veto else []),
+        ]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["final_reward"] == pytest.approx(r(2.0, kept_mask))
+    (verdict,) = summary["judges"]
+    assert verdict["spec"] == spec
+    assert verdict["initial"]["score"] == pytest.approx(0.5)
+    assert verdict["final"]["score"] == pytest.approx(JUDGE[kept_mask])
+    assert verdict["suspected_reward_hacking"] is hacking
+    assert json.loads((out / "judges.json").read_text()) == summary["judges"]
+    rounds = RunFolder(out).read_trajectory()
+    assert [line.get("veto", {}).get("status") for line in rounds] == (
+        [None, "accepted", "vetoed"] if veto else [None, None, None]
+    )
+    if veto:
+        assert "vetoed</b>: the run kept its current best" in (out / "report.html").read_text("utf-8")
+
+
+def test_veto_drop_without_a_veto_judge_is_refused(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(RUN_GCR), "refine", "a harbour", "--veto-drop", "0.1", "--out", str(tmp_path / "r")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "--veto-drop needs --veto-judge" in " ".join(done.stderr.split())
