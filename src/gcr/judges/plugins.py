@@ -101,7 +101,10 @@ class ImageRewardJudge(_ThreadedJudge):
         text = self._check(prompt, sources)
         z = await asyncio.to_thread(self._score, text, ensure_rgb(image))
         return JudgeResult(
-            score=_logistic(z), subscores={"image_reward": z}, raw=f"image_reward={z:.6f}", judge=self.identity
+            score=_logistic(z),
+            subscores={"image_reward": z},
+            raw=f"image_reward={z:.6f}",
+            judge=self.identity,
         )
 
     def _score(self, prompt: str, image: Image.Image) -> float:
