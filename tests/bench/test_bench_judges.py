@@ -250,7 +250,8 @@ def test_gcr_refine_judge_and_veto_piped(
 
 def test_veto_drop_without_a_veto_judge_is_refused(tmp_path: Path) -> None:
     cmd = [
-        sys.executable, str(RUN_GCR), "refine", "a harbour", "--veto-drop", "0.1", "--out", str(tmp_path / "r")
+        sys.executable, str(RUN_GCR), "refine", "a harbour",
+        "--veto-drop", "0.1", "--out", str(tmp_path / "r"),
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "--veto-drop needs --veto-judge" in " ".join(done.stderr.split())
