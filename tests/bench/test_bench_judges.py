@@ -255,3 +255,87 @@ def test_veto_drop_without_a_veto_judge_is_refused(tmp_path: Path) -> None:
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "--veto-drop needs --veto-judge" in " ".join(done.stderr.split())
+
+
+def test_bench_judges_on_tiny_models(monkeypatch, capsys, tiny_pipeline_dir, tmp_path: Path) -> None:
+    """A tiny SD pipeline, gcr's HTTP critic on the prompt-aware stub, a tiny random CLIP and a
+    scripted VIEScore judge: both judges' gains in summary.json match independent recomputation."""
+    import io
+
+    import gcr.cli.bench as bench_cli
+    from gcr.agent.cache import ArtifactCache
+    from gcr.agent.components import Components
+    from gcr.agent.refiner import make_refiner
+    from gcr.cli.app import main
+    from gcr.critic.loading import load_critic
+    from gcr.dev.tiny_clip import build_tiny_clip
+    from gcr.generators.registry import create_generator
+    from gcr.images import load_image
+    from stubs.prompt_aware_critic import (
+        PromptAwareCriticServer,
+        PromptAwareScript,
+        RecordingGenerator,
+        SceneBook,
+    )
+
+    clip_dir = build_tiny_clip(tmp_path / "clip")
+    book = SceneBook()
+    critic = PromptAwareCriticServer(PromptAwareScript(), book).start()
+
+    def load(spec, task):
+        inner = create_generator(spec.generator_kind, spec.generator, **spec.generator_options)
+        return Components(
+            generator=RecordingGenerator(inner, book, []),
+            critic=load_critic(spec.critic, model=spec.critic_model, max_retries=0, timeout=10),
+            refiner=make_refiner(spec.refiner),
+            cache=ArtifactCache(spec.cache_dir) if spec.use_cache else None,
+        )
+
+    monkeypatch.setattr(bench_cli, "load_components", load)
+    judge_server_ = StubCriticServer(models=("judge-vlm",)).start()
+    judge_server_.responder = scripted_judge({}, default=0.7)  # the same verdict for every image
+    out_dir = tmp_path / "out"
+    args = [
+        "gcr", "bench", "builtin:counting", "--limit", "2",
+        "--generator", str(tiny_pipeline_dir("sd")), "--device", "cpu", "--steps", "2", "--size", "32",
+        "--critic", critic.url, "--model", "stub-critic", "--max-rounds", "3", "--target", "1",
+        "--cache-dir", str(tmp_path / "cache"), "--out", str(out_dir), "--json",
+        "--judge", f"clip:{clip_dir}", "--judge", f"viescore:{judge_server_.url}",
+    ]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", args)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code
+    finally:
+        critic.stop()
+        judge_server_.stop()
+    summary = json.loads(capsys.readouterr().out)
+    clip, vie = summary["judges"]["judges"]
+    assert clip["spec"] == f"clip:{clip_dir}" and vie["spec"].startswith("viescore:")
+    assert vie["n"] == 2 and vie["gain"]["mean"] == pytest.approx(0.0)
+    assert vie["initial"]["mean"] == pytest.approx(0.7)
+    # A constant judge never falls, so no prompt is flagged; it agrees only where the critic tied.
+    assert vie["suspected_reward_hacking"]["count"] == 0
+    assert summary["reward"]["win_rate"]["wins"] == 2 and vie["agreement"]["wins"] == 0
+
+    # CLIP's gain, recomputed from the saved images with the model's own forward pass.
+    import torch
+    from transformers import AutoProcessor, CLIPModel
+
+    model, proc = CLIPModel.from_pretrained(clip_dir).eval(), AutoProcessor.from_pretrained(clip_dir)
+
+    def cosine(prompt: str, path: Path) -> float:
+        with torch.no_grad():
+            inputs = proc(text=[prompt], images=[load_image(path)], return_tensors="pt", padding=True)
+            o = model(**inputs)
+        return max(torch.nn.functional.cosine_similarity(o.image_embeds, o.text_embeds).item(), 0.0)
+
+    records = [json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines()]
+    gains = [
+        cosine(r_["prompt"], out_dir / r_["best_image"]) - cosine(r_["prompt"], out_dir / r_["initial_image"])
+        for r_ in records
+    ]
+    assert clip["n"] == 2 and clip["gain"]["mean"] == pytest.approx(sum(gains) / 2, abs=1e-5)
+    assert "Independent judges" in (out_dir / "report.html").read_text("utf-8")

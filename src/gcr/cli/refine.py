@@ -214,7 +214,8 @@ def refine_command(
             interactive=interactive,
         )
         folder = RunFolder(out if out is not None else _default_run_dir(prompt))
-    _run(folder, spec, resume=resume is not None, as_json=as_json, judges=judge)
+    extra = {"judges": list(judge)} if judge else {}
+    _run(folder, spec, resume=resume is not None, as_json=as_json, **extra)
 
 
 def _default_run_dir(prompt: str) -> Path:
