@@ -83,9 +83,11 @@ def load_components(spec: RunSpec, task: Task | str | None = None) -> Components
     critic = load_critic(spec.critic, model=spec.critic_model, task=task)
     veto = None
     if spec.context.get("veto_judge"):
+        from gcr.judges.base import check_judge_task
         from gcr.judges.registry import load_judge
 
         veto = load_judge(spec.context["veto_judge"])
+        check_judge_task(veto, task, "the veto judge")
     model = spec.generator or default_generator(task)
     if spec.generator is None:
         logger.info("no generator given; using the default for %s: %s", task.value, model)

@@ -89,6 +89,7 @@ def run_command(**options: Any) -> None:
         shard=shard,
     )
     template = template_from_options(options)
+    judges = _load_judges(judge_specs, prompt_set.task)  # a bad judge fails now, not after the benchmark
     folder = BenchFolder(options["out"] or default_out(prompt_set.name, template.generator))
     quiet = options["as_json"] or shard.local_rank != 0
     if not quiet:
@@ -104,7 +105,7 @@ def run_command(**options: Any) -> None:
     progress = BenchProgress(err_console, disable=quiet)
     outcome = asyncio.run(_run(prompt_set, template, folder, settings, progress))
     if judge_specs:
-        _judge(folder, judge_specs, [c.id for c in outcome.shard_cases], shard, template, quiet=quiet)
+        _judge(folder, judges, judge_specs, [c.id for c in outcome.shard_cases], shard, template, quiet=quiet)
     if not (outcome.complete or not shard.sharded):
         finished = len(folder.records("results"))
         err_console.print(
@@ -138,14 +139,23 @@ async def _run(prompt_set: Any, template: Any, folder: Any, settings: Any, progr
             raise
 
 
-def _judge(
-    folder: Any, specs: list[str], case_ids: list[str], shard: Any, template: Any, *, quiet: bool
-) -> None:
-    """Re-score this shard's round-0, final and baseline images with every --judge (see gcr.bench.judging)."""
-    from gcr.bench.judging import judge_bench
+def _load_judges(specs: list[str], task: Any) -> list[Any]:
+    from gcr.judges.base import check_judge_task
     from gcr.judges.registry import load_judge
 
     judges = [load_judge(s) for s in specs]
+    for judge in judges:
+        check_judge_task(judge, task)
+    return judges
+
+
+def _judge(
+    folder: Any, judges: list[Any], specs: list[str], case_ids: list[str], shard: Any, template: Any, *,
+    quiet: bool,
+) -> None:
+    """Re-score this shard's round-0, final and baseline images with every --judge (see gcr.bench.judging)."""
+    from gcr.bench.judging import judge_bench
+
     cache = None
     if template.use_cache:
         from gcr.agent.cache import ArtifactCache
