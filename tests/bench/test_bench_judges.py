@@ -204,7 +204,15 @@ def test_gcr_bench_judge_end_to_end_piped(tmp_path: Path, judge_server) -> None:
             "--judge", f"viescore:{judge_server.url}", "--json",
         ]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        asked = len(judge_server.chat_requests)
+        # The same command again, as tables: nothing is generated, critiqued or judged twice.
+        again = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert again.returncode == 0, again.stderr
+    assert len(judge_server.chat_requests) == asked
+    text = " ".join(again.stdout.split())
+    assert "Independent judges" in text and f"viescore:{judge_server.url}: gain -0.050" in text
+    assert "suspected reward hacking (critic up, a judge down): 1 prompt(s): hack" in text
     summary = json.loads(done.stdout)
     (j,) = summary["judges"]["judges"]
     assert j["n"] == 2 and j["gain"]["mean"] == pytest.approx((-0.2 + 0.1) / 2)
