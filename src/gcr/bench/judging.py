@@ -152,8 +152,13 @@ async def judge_bench(
                 todo.append((case_id, judge, spec, wanted))
     with path.open("a", encoding="utf-8") as out:
 
+        # Prompts in progress at once: enough to keep every judge slot busy, few enough that a large
+        # benchmark's images are not all decoded into memory up front.
+        cases = asyncio.Semaphore(2 * concurrency)
+
         async def one(case_id: str, judge: Judge, spec: str, wanted: dict[str, str]) -> None:
-            record = await _judge_case(folder, panel, judge, spec, records[case_id], wanted)
+            async with cases:
+                record = await _judge_case(folder, panel, judge, spec, records[case_id], wanted)
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             out.flush()
             if record["status"] == "ok":

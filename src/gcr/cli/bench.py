@@ -140,12 +140,16 @@ async def _run(prompt_set: Any, template: Any, folder: Any, settings: Any, progr
 
 
 def _load_judges(specs: list[str], task: Any) -> list[Any]:
+    from gcr.errors import InputError
     from gcr.judges.base import check_judge_task
     from gcr.judges.registry import load_judge
 
     judges = [load_judge(s) for s in specs]
     for judge in judges:
         check_judge_task(judge, task)
+    identities = [j.identity for j in judges]
+    if len(set(identities)) != len(identities):
+        raise InputError("the same --judge is given twice; give each judge once")
     return judges
 
 
