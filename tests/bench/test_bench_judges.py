@@ -347,3 +347,12 @@ def test_bench_judges_on_tiny_models(monkeypatch, capsys, tiny_pipeline_dir, tmp
     ]
     assert clip["n"] == 2 and clip["gain"]["mean"] == pytest.approx(sum(gains) / 2, abs=1e-5)
     assert "Independent judges" in (out_dir / "report.html").read_text("utf-8")
+
+
+def test_veto_settings_bind_a_folder_only_when_a_veto_is_used(tmp_path: Path, three_prompts) -> None:
+    from gcr.bench.pipeline import binding_settings
+
+    plain = binding_settings(three_prompts, template())
+    assert "veto_judge" not in plain["refine"] and "veto_drop" not in plain["refine"]
+    vetoed = binding_settings(three_prompts, template(veto_judge="clip:", veto_drop=0.1))
+    assert vetoed["refine"]["veto_judge"] == "clip:" and vetoed["refine"]["veto_drop"] == 0.1

@@ -117,6 +117,10 @@ class BenchOutcome:
 def binding_settings(prompt_set: PromptSet, template: RunSpec) -> dict[str, Any]:
     """What ties a benchmark folder to its results: the prompt set and every setting that changes them."""
     context = {k: v for k, v in template.context.items() if k not in _NON_BINDING_CONTEXT}
+    if not context.get("veto_judge"):
+        # No veto: leave its settings out, so folders made before the veto existed still resume.
+        context.pop("veto_judge", None)
+        context.pop("veto_drop", None)
     return {
         "prompt_set": {"name": prompt_set.name, "digest": prompt_set.digest(), "cases": len(prompt_set)},
         "task": prompt_set.task.value,
