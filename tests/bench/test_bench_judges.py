@@ -356,3 +356,61 @@ def test_veto_settings_bind_a_folder_only_when_a_veto_is_used(tmp_path: Path, th
     assert "veto_judge" not in plain["refine"] and "veto_drop" not in plain["refine"]
     vetoed = binding_settings(three_prompts, template(veto_judge="clip:", veto_drop=0.1))
     assert vetoed["refine"]["veto_judge"] == "clip:" and vetoed["refine"]["veto_drop"] == 0.1
+
+
+class MaskJudge:
+    """An in-process judge scoring pixel images by their phrase mask; masks in ``broken`` fail."""
+
+    def __init__(self, scores=JUDGE, broken=(), error=None) -> None:
+        self.scores, self.broken, self.error = dict(scores), set(broken), error
+        self.identity = f"mask-judge:{sorted(self.scores.items())}"
+        self.calls = 0
+
+    async def judge(self, prompt, image, sources=()):
+        from gcr.errors import JudgeResponseError
+        from gcr.judges import JudgeResult
+
+        self.calls += 1
+        mask = image.convert("RGB").getpixel((0, 0))[0]
+        if mask in self.broken:
+            raise (self.error or JudgeResponseError("scripted: unreadable", "gibberish"))
+        return JudgeResult(score=self.scores[mask], judge=self.identity)
+
+
+def test_veto_through_the_python_api_and_when_the_judge_fails(tmp_path: Path) -> None:
+    from gcr.agent.graph import build_graph
+    from gcr.agent.runner import run_refine
+    from gcr.errors import ConfigError, JudgeUnavailableError
+
+    gen, critic = PixelGenerator(), PixelCritic(SCRIPT)
+
+    def run(name: str, veto, **context):
+        builder = build_graph(generator=gen, critic=critic, veto=veto)
+        spec = RunSpec(prompt="a harbour", context={**template().context, **context})
+        return asyncio.run(run_refine(builder, RunFolder(tmp_path / name), spec)).values
+
+    # A judge given to build_graph is used (here it refuses the sharp-focus image).
+    values = run("api", MaskJudge(), veto_drop=0.1)
+    assert values["best"]["round"] == 1
+    assert [r.get("veto", {}).get("status") for r in values["rounds"]] == [None, "accepted", "vetoed"]
+    # Unreadable on the challenger: recorded as failed, the critic's choice stands, no score invented.
+    values = run("unreadable", MaskJudge(broken={3}), veto_drop=0.1)
+    last = values["rounds"][-1]["veto"]
+    assert last["status"] == "failed" and last["candidate_score"] is None
+    assert "JudgeResponseError" in last["error"]
+    assert values["best"]["round"] == 2
+    # Unreachable: the run stops (resumably), like an unreachable critic.
+    down = MaskJudge(broken={1}, error=JudgeUnavailableError("scripted: the judge server is down"))
+    with pytest.raises(JudgeUnavailableError, match="server is down"):
+        run("down", down, veto_drop=0.1)
+    # Settings that name a veto judge need one in the graph.
+    with pytest.raises(ConfigError, match="built without one"):
+        run("missing", None, veto_judge="clip:", veto_drop=0.1)
+
+
+def test_an_unreachable_veto_judge_stops_the_benchmark(tmp_path: Path, three_prompts) -> None:
+    from gcr.errors import JudgeUnavailableError
+
+    down = MaskJudge(broken={1, 3}, error=JudgeUnavailableError("scripted: the judge server is down"))
+    with pytest.raises(JudgeUnavailableError):
+        bench(three_prompts, tmp_path / "out", template(veto_judge="mask:", veto_drop=0.1), veto=down)

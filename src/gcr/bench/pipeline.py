@@ -45,7 +45,14 @@ from gcr.bench.results import BenchFolder, Kind, write_json_atomic
 from gcr.bench.shard import ShardInfo
 from gcr.bench.stages import BoundedCritic, StageClock, TimedGenerator
 from gcr.critic.schema import Task
-from gcr.errors import ConfigError, CriticUnavailableError, GCRError, InputError, RunError
+from gcr.errors import (
+    ConfigError,
+    CriticUnavailableError,
+    GCRError,
+    InputError,
+    JudgeUnavailableError,
+    RunError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -309,8 +316,8 @@ async def _run_case(
                 builder, RunFolder(folder.baseline_dir(case.id)), baseline_spec(spec, generations), events
             )
             record("baseline", baseline_record(case, values, folder.path, watch))
-    except CriticUnavailableError:
-        raise
+    except (CriticUnavailableError, JudgeUnavailableError):
+        raise  # every other prompt would fail the same way (a veto judge is as vital as the critic)
     except GCRError as exc:
         kind: Kind = "results" if case.id not in done else "baseline"
         logger.warning("prompt %s failed: %s", case.id, exc)

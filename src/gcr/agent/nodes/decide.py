@@ -43,7 +43,8 @@ def make_decide(deps: NodeDeps) -> DecideNode:
         # Strictly better only, so ties keep the earlier round's image.
         new_best = previous is None or round_best["reward"] > previous["reward"]  # type: ignore[operator]
         veto: VetoRecord | None = None
-        if new_best and previous is not None and settings.veto_judge:
+        # A veto judge given to build_graph is always used; one named only in the settings must be given.
+        if new_best and previous is not None and (deps.veto is not None or settings.veto_judge):
             if deps.veto is None:
                 raise ConfigError(
                     f"the run's settings name a veto judge ({settings.veto_judge}) but the graph was built "
