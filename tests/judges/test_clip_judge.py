@@ -32,7 +32,9 @@ def reference_cosine(folder: Path, prompt: str, image: Image.Image) -> tuple[flo
     with torch.no_grad():
         t = proc(text=[prompt], return_tensors="pt", padding=True)
         i = proc(images=[image], return_tensors="pt")
-        out = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"], pixel_values=i["pixel_values"])
+        out = model(
+            input_ids=t["input_ids"], attention_mask=t["attention_mask"], pixel_values=i["pixel_values"]
+        )
     cos = torch.nn.functional.cosine_similarity(out.image_embeds, out.text_embeds).item()
     return cos, model.logit_scale.exp().item()
 

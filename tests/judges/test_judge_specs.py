@@ -161,3 +161,15 @@ def test_missing_and_oversized_rubric_files(tmp_path: Path) -> None:
     big.write_bytes(b"x" * (300 * 1024))
     with pytest.raises(ConfigError, match="larger than"):
         load_rubric(big)
+
+
+def test_judges_that_declare_tasks_are_checked_up_front() -> None:
+    from gcr.judges.base import check_judge_task
+
+    class T2IOnly(ConstantJudge):
+        tasks = ("t2i",)
+
+    check_judge_task(T2IOnly("x"), "t2i")
+    check_judge_task(ConstantJudge("x"), "edit")  # no declaration: nothing to check
+    with pytest.raises(ConfigError, match="cannot judge edit images"):
+        check_judge_task(T2IOnly("x"), "edit", "the veto judge")

@@ -183,3 +183,11 @@ def test_rubric_kinds_need_a_target_and_known_options(critic_stub: StubCriticSer
 
 def test_judge_errors_share_one_base() -> None:
     assert issubclass(JudgeResponseError, JudgeError) and issubclass(JudgeUnavailableError, JudgeError)
+
+
+def test_a_server_with_several_models_needs_the_model_option() -> None:
+    with StubCriticServer(models=("a", "b")) as server:
+        with pytest.raises(ConfigError, match=r"several models \(a, b\).*model=NAME option"):
+            load_judge(f"viescore:{server.url}")
+        judge = load_judge(f"viescore:{server.url},model=b")
+        assert "vlm:b@" in judge.identity

@@ -77,6 +77,19 @@ class Judge(Protocol):
         ...
 
 
+def check_judge_task(judge: object, task: object, what: str = "judge") -> None:
+    """Refuse, before any work, a judge that declares (``tasks``) it cannot judge ``task``."""
+    from gcr.critic.schema import Task
+
+    tasks = getattr(judge, "tasks", None)
+    wanted = Task.parse(task)  # type: ignore[arg-type]
+    if tasks is not None and wanted not in tasks:
+        raise ConfigError(
+            f"{what} {getattr(judge, 'identity', judge)} cannot judge {wanted.value} images (it judges "
+            f"{', '.join(Task.parse(t).value for t in tasks) or 'nothing'}); choose another judge"
+        )
+
+
 @dataclass(frozen=True)
 class JudgeSpec:
     """A parsed judge spec: ``KIND:TARGET[,key=value...]``."""

@@ -124,4 +124,8 @@ def critic_judge(target: str, **options: Any) -> CriticJudge:
         )
     except CriticUnavailableError as exc:
         raise JudgeUnavailableError(f"judge {spec}: {exc}") from None
+    except ConfigError as exc:  # e.g. a server with several models: the judge spec's option names it
+        from gcr.judges.vlm import _option_words
+
+        raise ConfigError(f"judge {spec}: {_option_words(exc)}") from None
     return CriticJudge(critic, reward_spec=reward_spec, where=target or "default")

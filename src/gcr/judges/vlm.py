@@ -151,6 +151,11 @@ def _judge_words(exc: Exception) -> str:
     return str(exc).replace("critic server", "judge server").replace("`gcr serve critic`", "a judge server")
 
 
+def _option_words(exc: Exception) -> str:
+    """A loader's message, which names CLI flags, retold with the judge spec's options."""
+    return str(exc).replace("--model NAME", "the model=NAME option").replace("--model", "model=")
+
+
 def _with_reminder(request: ChatRequest, rubric: Rubric, question: Question, task: Task) -> ChatRequest:
     reminder = (
         "\n\nYour previous answer could not be read. "
@@ -205,6 +210,8 @@ def rubric_judge(target: str, **options: Any) -> RubricJudge:
         backend = load_backend(target, **kwargs)
     except CriticUnavailableError as exc:
         raise JudgeUnavailableError(f"judge {spec}: {_judge_words(exc)}") from None
+    except ConfigError as exc:  # e.g. a server with several models: the judge spec's option names it
+        raise ConfigError(f"judge {spec}: {_option_words(exc)}") from None
     sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens)
     return RubricJudge(backend, rubric, sampling=sampling, max_reasks=max_reasks, where=target)
 
