@@ -24,8 +24,6 @@ from serve_helpers import ROOT, ScriptedCritic, doc_json, doc_shell, free_port, 
 
 from stubs.critic_server import StubCriticServer
 
-pytest.importorskip("langgraph_api", reason="langgraph dev needs langgraph-cli[inmem] (the langgraph extra)")
-
 PROMPT = "a red cube"
 SIZE = {"steps": 2, "width": 32, "height": 32}
 GRAPH = "gcr_refine"
