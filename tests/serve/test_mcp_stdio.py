@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -199,3 +200,55 @@ def test_cancel_stops_the_run_and_resume_finishes_it(tmp_path, tiny_pipeline_dir
     assert result["trajectory"][0]["best_reward"] == pytest.approx(1 / 3)
     assert result["best_scores"] == scores(3.5, 3.5)
 
+
+
+def test_streamable_http_serves_the_same_tools_and_guards_paths(tmp_path, tiny_pipeline_dir, scripted_critic):
+    import subprocess
+
+    from mcp import Client
+    from serve_helpers import free_port
+
+    scripted_critic.responder = ScriptedCritic(PROMPT, [scores(3, 2)])
+    params = server_params(tmp_path, tiny_pipeline_dir("sd"), scripted_critic.url)
+    port = free_port()
+    inside = tmp_path / "runs" / "uploads" / "probe.png"
+    inside.parent.mkdir(parents=True)
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(inside)
+    outside = tmp_path / "elsewhere.png"
+    Image.new("RGB", (32, 32), (30, 30, 200)).save(outside)
+    args = [*params.args, "--transport", "streamable-http", "--port", str(port)]
+    with (tmp_path / "server.err").open("w") as err:
+        proc = subprocess.Popen([params.command, *args], env={**os.environ, **params.env}, cwd=params.cwd,
+                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    try:
+        wait_for_port(port, proc, tmp_path / "server.err")
+
+        async def go():
+            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                ok = await client.call_tool("critique_image", {"prompt": PROMPT, "image": str(inside)})
+                refused = await client.call_tool("critique_image", {"prompt": PROMPT, "image": str(outside)})
+                return names, ok, refused
+
+        names, ok, refused = asyncio.run(go())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert names == {"refine_image", "critique_image", "generate_image"}
+    assert not ok.is_error, ok.content
+    assert ok.structured_content["reward"] == pytest.approx((2.5 - 1) / 3)
+    assert refused.is_error and "outside the folders this server reads images from" in refused.content[0].text
+
+
+def wait_for_port(port: int, proc, log: Path, timeout: float = 120) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, log.read_text()[-4000:]
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert time.monotonic() < deadline, f"the server did not listen on {port} within {timeout} s"
+        time.sleep(0.2)
