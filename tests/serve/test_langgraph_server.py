@@ -2,8 +2,8 @@
 
 The server is started with the docs' command and variables (model locations replaced by a
 tiny pipeline and a scripted critic), in a scratch folder holding the repo's langgraph.json,
-so the in-memory server's `.langgraph_api` state stays out of the checkout. It is ready in
-about 2 s; the models load on the first run.
+so the in-memory server's `.langgraph_api` state stays out of the checkout. It answers 2 to 7 s
+after it starts (benchmarks/serve_startup.py); the models load on the first run.
 """
 
 from __future__ import annotations
