@@ -135,7 +135,8 @@ class GcrTools:
         guidance: Annotated[float | None, Field(ge=0, description="Guidance scale")] = None,
         negative_prompt: str | None = None,
         resume_run_dir: Annotated[
-            str | None, Field(description="run_dir of an earlier, cut-short call to continue instead")
+            str | None,
+            Field(description="run_dir of an earlier, cut-short call to continue with its own settings"),
         ] = None,
     ) -> Annotated[CallToolResult, RefineResult]:
         """Improve an image over generate-critique-refine rounds; return the best one and its trajectory."""
@@ -149,7 +150,8 @@ class GcrTools:
             )  # fmt: skip
             sources = self._sources(source_images)
             loaded = await self.models.get()
-            progress = _RoundProgress(ctx, max_rounds)
+            # A resumed run keeps its own max_rounds, which this call does not know.
+            progress = _RoundProgress(ctx, None if resume_run_dir is not None else max_rounds)
             async with progress:
                 if resume_run_dir is not None:
                     result = await resume_once(
@@ -259,7 +261,7 @@ class _RoundProgress:
     notifications go out in the order the rounds finished, all before the result.
     """
 
-    def __init__(self, ctx: Context, total: int) -> None:
+    def __init__(self, ctx: Context, total: int | None) -> None:
         self.ctx = ctx
         self.total = total
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
