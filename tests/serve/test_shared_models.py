@@ -1,4 +1,4 @@
-"""SharedModels: one load per process however many calls ask at once; a failed load is tried again."""
+"""SharedModels (one load per process, retried after a failure) and the run folders servers create."""
 
 from __future__ import annotations
 
@@ -110,3 +110,16 @@ def test_the_locked_generator_runs_one_request_at_a_time():
     for t in threads:
         t.join()
     assert inner.most == 1 and locked.task is Task.T2I
+
+
+def test_an_unwritable_runs_folder_is_a_clear_error(tmp_path):
+    from gcr.agent.outcome import new_run_folder
+    from gcr.errors import RunError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(RunError, match="GCR_RUNS_DIR"):
+        new_run_folder("a cat", blocker / "runs")
+    first = new_run_folder("a cat", tmp_path / "runs")
+    second = new_run_folder("a cat", tmp_path / "runs")
+    assert first.path != second.path and first.path.is_dir() and second.path.is_dir()

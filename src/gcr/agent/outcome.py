@@ -106,6 +106,11 @@ def new_run_folder(prompt: str, root: str | Path | None = None) -> RunFolder:
         except FileExistsError:
             n += 1
             candidate = base / f"{new_run_dir(prompt, now).name}-{n}"
+        except OSError as exc:  # e.g. a server started in a read-only working directory
+            raise RunError(
+                f"cannot create a run folder under {base} ({exc.strerror or exc}); "
+                "point GCR_RUNS_DIR (or --runs-dir) at a writable folder"
+            ) from None
 
 
 async def refine_once(
