@@ -11,6 +11,7 @@ import base64
 import io
 import os
 import shutil
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -183,8 +184,13 @@ def test_cancel_stops_the_run_and_resume_finishes_it(tmp_path, tiny_pipeline_dir
             asked_at_cancel = script.pointwise
             await asyncio.sleep(3 * script.delay + 1.5)  # time for two more rounds, had it kept going
             asked_later = script.pointwise
-            # The server still answers while the cancelled run is gone.
             (run_dir,) = (tmp_path / "runs").iterdir()
+            # The cancelled run let go of its checkpoint database: a writer gets it at once.
+            db = sqlite3.connect(run_dir / "checkpoints.sqlite", timeout=0)
+            db.execute("BEGIN IMMEDIATE")
+            db.rollback()
+            db.close()
+            # The server still answers, and continues the run where it stopped.
             script.delay = 0.0
             resumed = await s.call_tool("refine_image", {"prompt": "", "resume_run_dir": str(run_dir)})
             return asked_at_cancel, asked_later, run_dir, resumed

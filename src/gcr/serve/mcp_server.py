@@ -28,11 +28,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
@@ -154,14 +155,15 @@ class GcrTools:
             progress = _RoundProgress(ctx, None if resume_run_dir is not None else max_rounds)
             async with progress:
                 if resume_run_dir is not None:
-                    result = await resume_once(
+                    run = resume_once(
                         loaded.builder, resume_run_dir, root=self.root, on_event=progress.on_event
                     )
                 else:
-                    result = await refine_once(
+                    run = refine_once(
                         loaded.builder, prompt, source_images=sources, context=settings,
                         root=self.root, on_event=progress.on_event,
                     )  # fmt: skip
+                result = await _cancellable(run)
         if result.best_image is None:
             raise ToolError(
                 f"the run ended without a scored image ({result.stop_reason}); see {result.run_dir}"
@@ -252,6 +254,24 @@ class GcrTools:
                                 params=json.loads(json.dumps(made.params, default=str)))  # fmt: skip
         data = result.model_dump(mode="json")
         return CallToolResult(content=[*(_image(p) for p in paths), _text(data)], structured_content=data)
+
+
+async def _cancellable(run: Coroutine[Any, Any, RefineResult]) -> RefineResult:
+    """Await ``run`` in its own task, so that a cancelled call stops it cleanly.
+
+    The SDK cancels a tool call through an anyio cancel scope, which cancels every await
+    inside it again and again, cleanup included: the run's SQLite checkpointer would be
+    left open, and locked, and a resume of the run would fail. Here the run is cancelled
+    once, the way asyncio cancels, and its cleanup is awaited before the call ends.
+    """
+    task = asyncio.create_task(run)
+    try:
+        return await asyncio.shield(task)
+    except BaseException:
+        task.cancel()
+        with anyio.CancelScope(shield=True), contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 class _RoundProgress:
