@@ -149,7 +149,7 @@ class GcrTools:
                 patience=patience, seed=seed, steps=steps, width=width, height=height,
                 guidance=guidance, negative_prompt=negative_prompt,
             )  # fmt: skip
-            sources = self._sources(source_images)
+            sources = await asyncio.to_thread(self._sources, source_images)
             loaded = await self.models.get()
             # A resumed run keeps its own max_rounds, which this call does not know.
             progress = _RoundProgress(ctx, None if resume_run_dir is not None else max_rounds)
