@@ -103,10 +103,12 @@ def test_refine_critique_generate_over_stdio(tmp_path, tiny_pipeline_dir, script
             missing = await s.call_tool("critique_image", {"prompt": PROMPT, "image": nowhere})
             too_many = await s.call_tool("refine_image", {"prompt": PROMPT, "max_rounds": 99})
             elsewhere = await s.call_tool("refine_image", {"prompt": PROMPT, "resume_run_dir": str(tmp_path)})
-            return refine, first, one, pair, made, (empty, missing, too_many, elsewhere)
+            sourced = {"prompt": "make it blue", "source_images": [data_url(best)]}
+            edit = await s.call_tool("refine_image", sourced)
+            return refine, first, one, pair, made, (empty, missing, too_many, elsewhere, edit)
 
     refine, first, one, pair, made, mistakes = asyncio.run(go())
-    empty, missing, too_many, elsewhere = mistakes
+    empty, missing, too_many, elsewhere, edit = mistakes
 
     # refine_image: the best image of the run, its scores and the whole trajectory.
     assert not refine.is_error, refine.content
@@ -150,6 +152,7 @@ def test_refine_critique_generate_over_stdio(tmp_path, tiny_pipeline_dir, script
     assert missing.is_error and "not found" in missing.content[0].text
     assert too_many.is_error and "max_rounds" in too_many.content[0].text
     assert elsewhere.is_error and "not a run folder of this server" in elsewhere.content[0].text
+    assert edit.is_error and "takes no source image" in edit.content[0].text  # a text-to-image server
 
     # The generator and the critic were loaded once for all these calls.
     log = (tmp_path / "server.err").read_text()
