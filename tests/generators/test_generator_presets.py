@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from gcr.critic.schema import Task
-from gcr.generators.loading import PipelineCache, resolve_device, resolve_dtype
+from gcr.devices import resolve_device, resolve_dtype
+from gcr.generators.loading import PipelineCache
 from gcr.generators.presets import PRESETS, detect_family, get_preset
 
 
