@@ -309,9 +309,13 @@ def detect_family(model: str, *, family: str | None = None) -> FamilyPreset:
     return PRESETS["generic"]
 
 
-def pipeline_class_name(model: str) -> str | None:
-    """The ``_class_name`` from the model's ``model_index.json``, if it can be read without a download."""
-    return _pipeline_class(model)[0]
+def pipeline_class_name(model: str | Path) -> str | None:
+    """The ``_class_name`` from the model's ``model_index.json``, if it can be read without a download.
+
+    ``model`` is a local pipeline folder or a Hub id already in the local cache; anything else
+    (or an unreadable index, which is logged) gives None. The generators and RL both ask here.
+    """
+    return _pipeline_class(str(model))[0]
 
 
 def _pipeline_class(model: str) -> tuple[str | None, Path | None]:
