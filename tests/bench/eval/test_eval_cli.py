@@ -213,7 +213,7 @@ def test_both_orders_through_the_real_critic(server: StubCriticServer, tmp_path:
     assert result.exit_code == 0, result.output
     # The scripted server has no position bias: swapping the images never changes the verdict.
     assert re.search(r"order flips \(AB vs BA\)\s+0 of 8 pairs \(0\.0%\)", result.stdout)
-    assert "62.5 (30.6–86.3)" in result.stdout
+    assert "62.5 (30.6–86.3)" in result.stdout and "rr-stub (pairwise, both orders, ours)" in result.stdout
     asked = {(key, side) for key, mode, side in script.log if mode == "pairwise"}
     assert asked == {(key, side) for key in LABELLED for side in ("AB", "BA")}
     summary = json.loads((out / SUMMARY_FILE).read_text())

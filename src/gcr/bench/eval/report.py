@@ -178,7 +178,8 @@ def table1_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if column is None:
             continue
         settings = summary["settings"]
-        name = f"{settings.get('critic') or 'critic'} ({settings['mode']}, ours)"
+        how = f"{settings['mode']}, both orders" if settings.get("both_orders") else settings["mode"]
+        name = f"{settings.get('critic') or 'critic'} ({how}, ours)"
         acc = summary["accuracy"]
         ours.setdefault(name, {})[column] = format_accuracy(acc["accuracy"], acc["ci_low"], acc["ci_high"])
         reference = PUBLISHED_ACCURACY[REFERENCE_MODEL].get(column)
