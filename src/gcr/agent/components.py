@@ -31,6 +31,7 @@ from gcr.agent.refiner import Refiner, make_refiner
 from gcr.agent.runner import RunSpec
 from gcr.critic.schema import Task
 from gcr.generators.base import Generator
+from gcr.judges.base import Judge
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class Components:
     critic: CriticProtocol
     refiner: Refiner
     cache: ArtifactCache | None
+    #: The cross-judge veto's judge, when the run's settings name one.
+    veto: Judge | None = None
 
     def graph_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`gcr.agent.build_graph`."""
@@ -58,11 +61,12 @@ class Components:
             "critic": self.critic,
             "refiner": self.refiner,
             "cache": self.cache,
+            "veto": self.veto,
         }
 
     async def aclose(self) -> None:
         """Release the critic's connections or model and the LLM refiner's client."""
-        for part in (self.critic, self.refiner):
+        for part in (self.critic, self.refiner, self.veto):
             close = getattr(part, "aclose", None)
             if close is not None:
                 await close()
@@ -98,10 +102,17 @@ def load_components(spec: RunSpec, task: Task | str | None = None) -> Components
     task = Task.parse(task) if task is not None else (Task.EDIT if spec.source_images else Task.T2I)
     check_defaults(spec, task)
     critic = load_critic(spec.critic, model=spec.critic_model, task=task)
+    veto = None
+    if spec.context.get("veto_judge"):
+        from gcr.judges.base import check_judge_task
+        from gcr.judges.registry import load_judge
+
+        veto = load_judge(spec.context["veto_judge"])
+        check_judge_task(veto, task, "the veto judge")
     model = spec.generator or default_generator(task)
     if spec.generator is None:
         logger.info("no generator given; using the default for %s: %s", task.value, model)
     generator = create_generator(spec.generator_kind, model, **spec.generator_options)
     refiner = make_refiner(spec.refiner, url=spec.refiner_url, model=spec.refiner_model)
     cache = ArtifactCache(spec.cache_dir) if spec.use_cache else None
-    return Components(generator=generator, critic=critic, refiner=refiner, cache=cache)
+    return Components(generator=generator, critic=critic, refiner=refiner, cache=cache, veto=veto)

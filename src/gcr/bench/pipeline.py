@@ -45,7 +45,14 @@ from gcr.bench.results import SETTINGS_FILE, BenchFolder, Kind, write_json_atomi
 from gcr.bench.shard import ShardInfo
 from gcr.bench.stages import BoundedCritic, StageClock, TimedGenerator
 from gcr.critic.schema import Task
-from gcr.errors import ConfigError, CriticUnavailableError, GCRError, InputError, RunError
+from gcr.errors import (
+    ConfigError,
+    CriticUnavailableError,
+    GCRError,
+    InputError,
+    JudgeUnavailableError,
+    RunError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +124,10 @@ class BenchOutcome:
 def binding_settings(prompt_set: PromptSet, template: RunSpec) -> dict[str, Any]:
     """What ties a benchmark folder to its results: the prompt set and every setting that changes them."""
     context = {k: v for k, v in template.context.items() if k not in _NON_BINDING_CONTEXT}
+    if not context.get("veto_judge"):
+        # No veto: leave its settings out, so folders made before the veto existed still resume.
+        context.pop("veto_judge", None)
+        context.pop("veto_drop", None)
     return {
         "prompt_set": {"name": prompt_set.name, "digest": prompt_set.digest(), "cases": len(prompt_set)},
         "task": prompt_set.task.value,
@@ -269,6 +280,7 @@ async def _run_cases(
             refiner=components.refiner,
             cache=components.cache,
             max_parallel_generations=1,
+            veto=getattr(components, "veto", None),
         )
         slots = asyncio.Semaphore(settings.prompts_in_flight)
 
@@ -336,8 +348,8 @@ async def _run_case(
                 builder, RunFolder(folder.baseline_dir(case.id)), baseline_spec(spec, generations), events
             )
             record("baseline", baseline_record(case, values, folder.path, watch))
-    except CriticUnavailableError:
-        raise
+    except (CriticUnavailableError, JudgeUnavailableError):
+        raise  # every other prompt would fail the same way (a veto judge is as vital as the critic)
     except GCRError as exc:
         kind: Kind = "results" if case.id not in done else "baseline"
         logger.warning("prompt %s failed: %s", case.id, exc)

@@ -99,6 +99,7 @@ def run_command(**options: Any) -> None:
     from gcr.bench.shard import parse_shard, shard_from_env
 
     prompt_set = load_prompt_set(options.pop("prompts"))
+    judge_specs = list(options.get("judge") or [])
     shard = parse_shard(options["shard"]) if options["shard"] else shard_from_env()
     settings = BenchSettings(
         concurrency=options["concurrency"],
@@ -108,6 +109,7 @@ def run_command(**options: Any) -> None:
         shard=shard,
     )
     template = template_from_options(options)
+    judges = _load_judges(judge_specs, prompt_set.task)  # a bad judge fails now, not after the benchmark
     folder = BenchFolder(options["out"] or default_out(prompt_set.name, template.generator))
     quiet = options["as_json"] or shard.local_rank != 0
     if not quiet:
@@ -125,6 +127,8 @@ def run_command(**options: Any) -> None:
 
     progress = BenchProgress(err_console, disable=quiet)
     outcome = asyncio.run(_run(prompt_set, template, folder, settings, progress))
+    if judge_specs:
+        _judge(folder, judges, judge_specs, [c.id for c in outcome.shard_cases], shard, template, quiet=quiet)
     if not (outcome.complete or not shard.sharded):
         finished = len(folder.records("results"))
         err_console.print(
@@ -187,6 +191,59 @@ async def _run(prompt_set: Any, template: Any, folder: Any, settings: Any, progr
             raise
 
 
+def _load_judges(specs: list[str], task: Any) -> list[Any]:
+    from gcr.errors import InputError
+    from gcr.judges.base import check_judge_task
+    from gcr.judges.registry import load_judge
+
+    judges = [load_judge(s) for s in specs]
+    for judge in judges:
+        check_judge_task(judge, task)
+    identities = [j.identity for j in judges]
+    if len(set(identities)) != len(identities):
+        raise InputError("the same --judge is given twice; give each judge once")
+    return judges
+
+
+def _judge(
+    folder: Any, judges: list[Any], specs: list[str], case_ids: list[str], shard: Any, template: Any, *,
+    quiet: bool,
+) -> None:
+    """Re-score this shard's round-0, final and baseline images with every --judge (see gcr.bench.judging)."""
+    from gcr.bench.judging import judge_bench
+
+    cache = None
+    if template.use_cache:
+        from gcr.agent.cache import ArtifactCache
+
+        cache = str(ArtifactCache(template.cache_dir).root)
+
+    async def go() -> Any:
+        try:
+            return await judge_bench(
+                folder, judges, specs=specs, case_ids=case_ids, shard=shard, cache_dir=cache
+            )
+        finally:
+            for j in judges:
+                close = getattr(j, "aclose", None)
+                if close is not None:
+                    await close()
+
+    if quiet:
+        outcome = asyncio.run(go())
+    else:
+        with err_console.status(f"judging {len(case_ids)} prompt(s) with {len(judges)} judge(s) ..."):
+            outcome = asyncio.run(go())
+    if outcome.failed and not quiet:
+        err_console.print(
+            plain((
+                f"{outcome.failed} judgement(s) failed and are left out of the figures; rerun the same "
+                "command to retry them", "yellow",
+            )),
+            highlight=False,
+        )
+
+
 def _report(folder: Any, *, as_json: bool) -> tuple[dict[str, Any], Path]:
     from gcr.bench.report import write_bench_report
     from gcr.cli.bench_view import render_summary
@@ -240,7 +297,8 @@ def _bench_parameters() -> list[inspect.Parameter]:
         "prompts",
         typer.Argument(
             ...,
-            help="Prompt set: .jsonl/.json/.csv/.parquet/.txt file, a folder of edit cases, or builtin:NAME.",
+            help="Prompt set: .jsonl/.json/.csv/.parquet/.txt file, a folder of edit cases, builtin:NAME, "
+            "or a standard benchmark as NAME:PATH (geneval, dpg, t2icompbench, gedit[-en|-cn], imgedit).",
             show_default=False,
         ),
         str,
@@ -304,6 +362,10 @@ run_command.__signature__ = inspect.Signature(_bench_parameters())  # type: igno
 bench_app.command("run")(run_command)
 bench_app.command("merge")(merge_command)
 bench_app.command("list-sets")(list_sets_command)
+
+from gcr.cli.bench_export import register_export  # noqa: E402  (gcr bench export, in its own module)
+
+register_export(bench_app)
 
 
 def register(app: typer.Typer) -> None:

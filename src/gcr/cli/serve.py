@@ -21,7 +21,7 @@ from gcr.critic.schema import Task
 
 serve_app = typer.Typer(
     name="serve",
-    help="Serve models behind OpenAI-compatible HTTP APIs.",
+    help="Serve the critic behind an OpenAI-compatible API, or gcr itself to MCP clients.",
     no_args_is_help=True,
 )
 
@@ -129,4 +129,7 @@ def critic_command(
 
 
 def register(app: typer.Typer) -> None:
+    from gcr.cli.serve_mcp import mcp_command
+
+    serve_app.command("mcp")(mcp_command)
     app.add_typer(serve_app, name="serve")
