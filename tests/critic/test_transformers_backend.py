@@ -251,17 +251,20 @@ def test_device_and_dtype_defaults_on_this_machine() -> None:
 def test_device_and_dtype_defaults_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert resolve_device_and_dtype() == (torch.device("cuda"), torch.bfloat16)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device_and_dtype() == (torch.device("cuda", 0), torch.bfloat16)
     assert resolve_device_and_dtype("cuda:1") == (torch.device("cuda:1"), torch.bfloat16)
     assert resolve_device_and_dtype("cpu") == (torch.device("cpu"), torch.float32)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert resolve_device_and_dtype() == (torch.device("cuda"), torch.float16)
+    assert resolve_device_and_dtype() == (torch.device("cuda", 0), torch.float16)
 
 
 def test_device_and_dtype_defaults_with_mps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert resolve_device_and_dtype() == (torch.device("mps"), torch.float16)
+    # The same rule as the generators (gcr.devices): bfloat16 on Apple MPS.
+    assert resolve_device_and_dtype() == (torch.device("mps"), torch.bfloat16)
     assert resolve_device_and_dtype("mps", "float32") == (torch.device("mps"), torch.float32)
 
 

@@ -24,7 +24,7 @@ from gcr.critic.schema import Task
 
 serve_app = typer.Typer(
     name="serve",
-    help="Serve models behind OpenAI-compatible HTTP APIs.",
+    help="Serve the critic behind an OpenAI-compatible API, or gcr itself to MCP clients.",
     no_args_is_help=True,
 )
 
@@ -82,9 +82,11 @@ def critic_command(
         CriticServer,
         ServeConfig,
         build_command,
+        check_backend_available,
         client_image_settings,
         format_command,
     )
+    from gcr.errors import GCRError
 
     config = ServeConfig(
         model=model or default_critic_model(Task.parse(task)),
@@ -104,16 +106,23 @@ def critic_command(
         extra_args=tuple(ctx.args),
     )
     if dry_run:
+        try:
+            check_backend_available(config)
+        except GCRError as exc:  # the command is still printed: it may be meant for another machine
+            err_console.print(Text.assemble(("note: ", "yellow"), f"{exc}"), highlight=False)
         console.out(format_command(build_command(config)), highlight=False)
         return
 
+    check_backend_available(config)  # a missing server program is said before any command is shown
     server = CriticServer(config)
     err_console.print(Text.assemble(("starting: ", "bold"), format_command(server.command)), highlight=False)
     server.start()
     try:
         waiting = f"waiting for the critic server at {server.url} ..."
-        with err_console.status(waiting) as status:
-            server.wait_ready(timeout=ready_timeout, on_wait=lambda s: status.update(f"{waiting} {s:.0f}s"))
+        with err_console.status(Text(waiting)) as status:
+            server.wait_ready(
+                timeout=ready_timeout, on_wait=lambda s: status.update(Text(f"{waiting} {s:.0f}s"))
+            )
     except BaseException:
         server.stop(grace=10.0)
         raise
@@ -135,11 +144,14 @@ def critic_command(
             ),
             highlight=False,
         )
-    err_console.print("[dim]serving until Ctrl-C[/]")
+    err_console.print(Text("serving until Ctrl-C", style="dim"))
     code = server.wait()
     if code not in (0, -2, -15, 130, 143):
         raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
+    from gcr.cli.serve_mcp import mcp_command
+
+    serve_app.command("mcp")(mcp_command)
     app.add_typer(serve_app, name="serve")

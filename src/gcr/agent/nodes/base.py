@@ -15,6 +15,7 @@ from gcr.agent.image_store import ImageStore
 from gcr.agent.protocols import CriticProtocol
 from gcr.agent.refiner import Refiner
 from gcr.agent.stopping import StoppingPolicy, StopRules
+from gcr.agent.veto import Veto
 from gcr.critic.schema import Task
 from gcr.critic.scoring import RewardSpec
 from gcr.generators.base import Generator
@@ -40,6 +41,8 @@ class NodeDeps:
     stopping: StoppingPolicy | None
     cache: ArtifactCache | None
     defaults: RefineContext
+    #: The cross-judge veto (None: the critic alone decides which image is best).
+    veto: Veto | None = None
     generator_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcr-generator")
     )

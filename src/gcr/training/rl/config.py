@@ -384,9 +384,6 @@ class RLConfig:
             Path(path).write_text(text, encoding="utf-8")
         return text
 
-    def with_overrides(self, overrides: Iterable[str]) -> RLConfig:
-        return RLConfig.from_dict(apply_overrides(self.to_dict(), overrides))
-
 
 def field_help(cls: type = RLConfig) -> dict[str, str]:
     """Help text of every field of ``cls`` (for CLIs and docs)."""
