@@ -10,11 +10,12 @@ The rule that keeps resumes safe: **a checkpoint never refers to an image file
 that is not complete on disk.** Every file is written whole under a temporary
 name and renamed into place, and :class:`BarrierSqliteSaver` (the checkpointer
 of :func:`gcr.agent.runner.run_refine`) waits for every queued write before it
-saves anything. Checkpoints are saved in the background while the next step
-runs (LangGraph's ``durability="async"``), so the wait is off the critical path
-too; if the process dies first, the checkpoint that would have named the file is
-simply not there, and a resume makes the candidate again (from the cache when
-it has it).
+saves anything. With ``run_refine(durability="async")`` checkpoints are saved in
+the background while the next step runs, which takes that wait off the critical
+path too (opt-in; the default ``"sync"`` waits at each step's checkpoint). Either
+way, if the process dies first, the checkpoint that would have named the file is
+simply not there, and a resume makes the candidate again (from the cache when it
+has it).
 
 Without an active writer (a host application compiling the graph with its own
 checkpointer) images are written inline, as complete files, before the node

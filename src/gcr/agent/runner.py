@@ -109,15 +109,16 @@ async def run_refine(
     resume: bool = False,
     on_event: EventHandler | None = None,
     on_review: ReviewHandler | None = None,
-    durability: Durability = "async",
+    durability: Durability = "sync",
 ) -> RunOutcome:
     """Run (or resume) one refine run in ``folder`` with a SQLite checkpointer.
 
-    Checkpoints are saved in the background while the next step runs (``durability``
-    ``"async"``; ``"sync"`` waits for each one), never before the run-folder images
-    they may name are complete on disk (see :mod:`gcr.agent.image_writer`). A process
-    killed mid-run may lose its last step, which a resume runs again (the cache makes a
-    repeated generation or critique cheap); errors inside a node lose nothing.
+    Each checkpoint is saved before the next step starts (``durability="sync"``, the
+    default), never before the run-folder images it may name are complete on disk (see
+    :mod:`gcr.agent.image_writer`). ``"async"`` saves in the background while the next
+    step runs, which hides the image write behind it; it is opt-in because a run that is
+    cancelled mid-step (an MCP client's cancel) was seen to resume as "finished" after
+    round 0 (tests/serve/test_mcp_stdio.py), so keep "sync" until that is understood.
 
     A new run writes ``run.json`` first. ``resume=True`` continues from the last
     checkpoint; a run that already finished returns its final values at once.
@@ -137,8 +138,7 @@ async def run_refine(
         spec.save(folder)
     config: dict[str, Any] = {"configurable": {"thread_id": spec.thread_id}}
     # Run-folder images are written by a writer thread; the checkpointer saves nothing
-    # until every queued image is complete on disk (see gcr.agent.image_writer), and it
-    # saves in the background while the next step runs, so neither waits in a round.
+    # until every queued image is complete on disk (see gcr.agent.image_writer).
     writer = ImageWriter()
     async with BarrierSqliteSaver.from_conn_string(str(folder.file(RunFolder.CHECKPOINTS))) as saver:
         saver.image_writer = writer
