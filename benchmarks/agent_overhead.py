@@ -7,7 +7,10 @@ an instant critic (a precomputed critique) for R1 and R2 rounds and takes
 state reducers, the Send fan-out, checkpointing, cache lookups and writes, PNG
 encoding of each image into the run folder, the critique files and the
 trajectory rewrite. It is measured per checkpointer (none, in-memory, SQLite
-with ``durability="sync"`` as the CLI uses), candidates per round and image size.
+as the CLI uses it: run-folder images written by a writer thread, checkpoints
+saved in the background once the images they name are on disk), candidates per
+round and image size. Without the SQLite runner setup (none, in-memory) images
+are encoded inline, as for a host application that compiles the graph itself.
 
 Part 2 adds simulated stage times, generator ``gen_s`` per image (generations run
 one at a time, as on one GPU) and critic ``critic_s`` per critique (critiques run
@@ -34,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from PIL import Image
 
 from gcr.agent import ArtifactCache, RefineContext, build_graph
+from gcr.agent.image_writer import BarrierSqliteSaver, ImageWriter, write_behind
 from gcr.critic.schema import Critique, Dimension, DimensionJudgement, Task
 from gcr.generators.base import GenerationRequest, GenerationResult
 
@@ -113,9 +116,15 @@ async def one_run(
     inputs = {"prompt": "a red cat on a wooden table"}
     started = time.perf_counter()
     if saver == "sqlite":
-        async with AsyncSqliteSaver.from_conn_string(str(run_dir / "checkpoints.sqlite")) as checkpointer:
+        # As gcr refine runs it (gcr.agent.runner): images written behind by a writer thread,
+        # checkpoints saved in the background once the images they name are on disk.
+        writer = ImageWriter()
+        async with BarrierSqliteSaver.from_conn_string(str(run_dir / "checkpoints.sqlite")) as checkpointer:
+            checkpointer.image_writer = writer
             graph = builder.compile(checkpointer=checkpointer)
-            out = await graph.ainvoke(inputs, config, context=context, durability="sync")
+            with write_behind(writer):
+                out = await graph.ainvoke(inputs, config, context=context, durability="async")
+        writer.close()
     else:
         graph = builder.compile(checkpointer=InMemorySaver() if saver == "memory" else None)
         out = await graph.ainvoke(inputs, config, context=context)

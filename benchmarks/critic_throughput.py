@@ -1,18 +1,32 @@
 """Critic throughput: critiques per second against a stub server with a fixed latency, and parser speed.
 
-Part 1 runs the real critic stack (prompt rendering, image downscaling and PNG
-data-URL encoding, the OpenAI async client over HTTP, parsing) against the test
-suite's scripted stub server, which answers every request with a full critique
-after a fixed delay. For each concurrency level it prints critiques per second
-and the ratio to the ideal ``concurrency / latency``; a ratio near 1 means the
-client keeps the server saturated, a lower one shows client-side cost on this
-machine (mostly PNG encoding of the images on the event loop thread).
+Part 1 runs the real critic stack (prompt rendering, the image transport of
+:mod:`gcr.image_input`, the OpenAI async client over HTTP, parsing) against the
+test suite's scripted stub server, which answers every request with a full
+critique after a fixed delay. For each image transport and concurrency level it
+prints critiques per second, the ratio to the ideal ``concurrency / latency``
+(near 1: the client keeps the server saturated), this process's CPU per image
+sent, and the stub server's own CPU per request (it parses the JSON bodies on
+the same cores, so on a small machine it can be the bottleneck itself).
+Transports (``--modes``):
+
+* ``client``: in-memory pixels, downscaled to the pixel budget here and PNG-encoded
+  (what every caller did before the one image path; a hosted API still needs it);
+* ``server-pixels``: in-memory pixels sent whole as a PNG (the server resizes);
+* ``server-bytes``: images that already have PNG bytes (a generator's run-folder
+  file, a dataset cell) sent as those bytes, nothing encoded or decoded here;
+* ``file``: the same images as ``file://`` URLs (a local vLLM with
+  ``--allowed-local-media-path``); nothing is read here at all.
+
+Each critique sends a new image object, as the agent and RL do (the same object
+sent again would reuse its encoding).
 
 Part 2 parses every answer in ``tests/critic/corpus/*.md`` (pointwise and
 pairwise) repeatedly and prints answers parsed per second.
 
 Run: ``python benchmarks/critic_throughput.py [--latency 0.2] [--levels 1 8 32]
-[--per-level 4] [--image-size 1024] [--parse-rounds 50]``. No assertions.
+[--per-level 4] [--image-size 1024] [--modes client server-bytes] [--parse-rounds 50]``.
+No assertions.
 """
 
 from __future__ import annotations
@@ -21,11 +35,14 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import platform
 import sys
+import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the scripted stub server lives with the tests
@@ -54,50 +71,100 @@ def test_image(kind: str, size: int, seed: int) -> Image.Image:
 
 
 def serve_stub(latency: float, conn: Connection) -> None:
-    """Child process: the stub server answering every request after ``latency`` seconds."""
+    """Child process: the stub server answering every request after ``latency`` seconds.
+
+    Each message from the parent is answered with this process's CPU seconds so far
+    (``None`` ends it).
+    """
     with StubCriticServer() as stub:
         stub.responder = lambda request: StubReply.ok(GOOD_T2I_ANSWER, delay=latency)
         conn.send(stub.url)
-        conn.recv()  # block until the parent is done
+        while conn.recv() is not None:
+            conn.send(time.process_time())
 
 
-async def run_level(url: str, concurrency: int, count: int, images: list[Image.Image]) -> float:
-    """Seconds to finish ``count`` critiques with at most ``concurrency`` in flight."""
-    backend = OpenAICompatibleBackend(url, model="stub-critic", max_concurrency=concurrency, max_retries=0)
+MODES = ("client", "server-pixels", "server-bytes", "file")
+
+
+def make_inputs(mode: str, pixels: list[Image.Image], count: int, folder: Path) -> list[Any]:
+    """``count`` fresh image objects for ``mode`` (made before timing, like a generator's output)."""
+    if mode in ("client", "server-pixels"):
+        return [pixels[i % len(pixels)].copy() for i in range(count)]
+    from gcr.image_input import ImageInput, encode_png
+
+    files = []
+    for i, image in enumerate(pixels):
+        path = folder / f"image-{i}.png"
+        if not path.exists():
+            path.write_bytes(encode_png(image))
+        files.append(path)
+    if mode == "server-bytes":
+        return [ImageInput.from_bytes(files[i % len(files)].read_bytes()) for i in range(count)]
+    return [ImageInput.from_file(files[i % len(files)]) for i in range(count)]
+
+
+async def run_level(
+    url: str, mode: str, concurrency: int, inputs: list[Any], warm: Any, folder: Path
+) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds) to finish one critique per input."""
+    # The client mode names no transport setting, so this script also measures gcr before it existed.
+    transport: dict[str, Any] = {} if mode == "client" else {"image_resize": "server"}
+    if mode == "file":
+        transport["local_media_root"] = folder
+    backend = OpenAICompatibleBackend(
+        url, model="stub-critic", max_concurrency=concurrency, max_retries=0, **transport
+    )
     async with Critic(backend) as critic:
         # Warm the connection pool and the templates so the timing covers steady state.
-        await critic.acritique("warm-up", images[0])
-        start = time.perf_counter()
+        await critic.acritique("warm-up", warm)
+        cpu, start = time.process_time(), time.perf_counter()
         results = await asyncio.gather(
-            *(critic.acritique(f"a test image number {i}", images[i % len(images)]) for i in range(count))
+            *(critic.acritique(f"a test image number {i}", image) for i, image in enumerate(inputs))
         )
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert all(r.score("text_faithfulness") == 3.5 for r in results)
-    return elapsed
+    return elapsed, cpu
 
 
-def bench_http(latency: float, levels: list[int], per_level: int, image_size: int, kinds: list[str]) -> None:
+def bench_http(
+    latency: float, levels: list[int], per_level: int, image_size: int, kinds: list[str], modes: list[str]
+) -> None:
     # The server runs in its own process, so its JSON decoding does not compete for our GIL.
     spawn = multiprocessing.get_context("spawn")
     parent, child = spawn.Pipe()
     server = spawn.Process(target=serve_stub, args=(latency, child), daemon=True)
     server.start()
     url = parent.recv()
+
+    def stub_cpu() -> float:
+        parent.send("cpu")
+        return parent.recv()
+
     try:
-        for kind in kinds:
-            images = [test_image(kind, image_size, seed) for seed in range(4)]
-            print(f"\n== critiques/s, stub server with {latency * 1000:.0f} ms latency, {kind} images "
-                  f"{image_size}x{image_size} (downscaled to the default pixel budget) ==")  # fmt: skip
-            print(f"{'concurrency':>11}  {'critiques':>9}  {'seconds':>8}  {'per s':>8}  "
-                  f"{'ideal/s':>8}  {'ratio':>6}")  # fmt: skip
-            for c in levels:
-                count = max(c * per_level, 8)
-                elapsed = asyncio.run(run_level(url, c, count, images))
-                rate, ideal = count / elapsed, c / latency
-                print(f"{c:>11}  {count:>9}  {elapsed:>8.2f}  {rate:>8.1f}  {ideal:>8.1f}  "
-                      f"{rate / ideal:>6.2f}")  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            for kind in kinds:
+                pixels = [test_image(kind, image_size, seed) for seed in range(4)]
+                folder = Path(tmp) / kind
+                folder.mkdir()
+                print(f"\n== critiques/s, stub server with {latency * 1000:.0f} ms latency, {kind} images "
+                      f"{image_size}x{image_size} ==")  # fmt: skip
+                print(f"{'transport':>13}  {'conc.':>5}  {'critiques':>9}  {'seconds':>7}  {'per s':>6}  "
+                      f"{'ideal/s':>7}  {'ratio':>5}  {'client ms/img':>13}  "
+                      f"{'stub ms/req':>11}")  # fmt: skip
+                for mode in modes:
+                    for c in levels:
+                        count = max(c * per_level, 8)
+                        inputs = make_inputs(mode, pixels, count, folder)
+                        warm = make_inputs(mode, pixels, 1, folder)[0]
+                        before = stub_cpu()
+                        elapsed, cpu = asyncio.run(run_level(url, mode, c, inputs, warm, folder))
+                        stub = stub_cpu() - before
+                        rate, ideal = count / elapsed, c / latency
+                        print(f"{mode:>13}  {c:>5}  {count:>9}  {elapsed:>7.2f}  {rate:>6.1f}  "
+                              f"{ideal:>7.1f}  {rate / ideal:>5.2f}  {cpu / count * 1e3:>13.1f}  "
+                              f"{stub / (count + 1) * 1e3:>11.1f}")  # fmt: skip
     finally:
-        parent.send("stop")
+        parent.send(None)
         server.join(timeout=10)
 
 
@@ -140,10 +207,15 @@ def main() -> None:
         "--images", nargs="+", default=["flat", "photo"], choices=["flat", "photo"],
         help="Test image kinds: flat compresses to nothing (transport cost only), photo like a real photo.",
     )  # fmt: skip
+    parser.add_argument(
+        "--modes", nargs="+", default=list(MODES), choices=MODES,
+        help="Image transports to measure (see the module doc); client is the old path.",
+    )  # fmt: skip
     parser.add_argument("--parse-rounds", type=int, default=50, help="Passes over the parser corpus.")
     args = parser.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.processor() or 'cpu'}")
-    bench_http(args.latency, args.levels, args.per_level, args.image_size, args.images)
+    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    bench_http(args.latency, args.levels, args.per_level, args.image_size, args.images, args.modes)
     bench_parser(args.parse_rounds)
 
 

@@ -15,8 +15,14 @@ replaces the HTTP stack with a scripted critic that only sleeps for the
 latency, which isolates the runner's own overhead (dataset reading, image
 decoding, scheduling, per-pair flush).
 
+It also prints this process's CPU per image sent (everything the client does,
+divided by the images) and the stub server's own CPU per request.
+``--image-resize server`` sends the dataset's stored bytes as they are (for a
+server that applies the pixel budget itself); ``client`` downscales images over
+the budget here first.
+
 Run: ``python benchmarks/eval_throughput.py [--pairs 64] [--latency 0.2] [--concurrency 1 8 32]
-[--image-size 512] [--mode pairwise|pointwise] [--critic http|inprocess]``
+[--image-size 512] [--mode pairwise|pointwise] [--critic http|inprocess] [--image-resize client|server]``
 """
 
 from __future__ import annotations
@@ -130,6 +136,8 @@ def _serve(table: dict[str, ScriptedPair], latency: float, conn: object) -> None
                 conn.send(None)  # type: ignore[attr-defined]
             elif command == "stats":
                 conn.send(server.max_in_flight)  # type: ignore[attr-defined]
+            elif command == "cpu":
+                conn.send(time.process_time())  # type: ignore[attr-defined]
             else:
                 return
 
@@ -154,6 +162,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--mode", choices=["pairwise", "pointwise"], default="pairwise")
     parser.add_argument("--critic", choices=["http", "inprocess"], default="http")
+    parser.add_argument(
+        "--image-resize", choices=["client", "server"], default="client",
+        help="where the pixel budget is applied (client: downscale here; server: send the stored bytes)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,18 +179,31 @@ def main() -> None:
             f"{args.pairs} pairs, {args.image_size}px images, latency {args.latency}s, mode {args.mode}, "
             f"critic {args.critic}"
         )
-        header = ("concurrency", "seconds", "pairs/s", "ideal/s", "ratio", "in flight")
-        print(" ".join(f"{h:>{w}}" for h, w in zip(header, (11, 8, 8, 8, 6, 9), strict=True)))
+        header = ("concurrency", "seconds", "pairs/s", "ideal/s", "ratio", "in flight", "client ms/img",
+                  "stub ms/req")  # fmt: skip
+        widths = (11, 8, 8, 8, 6, 9, 13, 11)
+        print(" ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
         for c in args.concurrency:
             parent.send("reset")
             parent.recv()
             if args.critic == "http":
+                # The default is left unnamed, so this script also measures gcr versions before the setting.
+                transport = {} if args.image_resize == "client" else {"image_resize": args.image_resize}
                 critic: object = load_critic(
-                    url, sampling=SamplingParams(max_tokens=2048), max_concurrency=2 * c, max_retries=0
-                )
+                    url, sampling=SamplingParams(max_tokens=2048), max_concurrency=2 * c, max_retries=0,
+                    **transport,
+                )  # fmt: skip
             else:
                 critic = SleepingCritic(table, args.latency)
+            parent.send("cpu")
+            stub_cpu = parent.recv()
+            cpu = time.process_time()
             elapsed, summary = asyncio.run(_measure(path, critic, Path(tmp) / f"out-{c}", args.mode, c))
+            cpu = time.process_time() - cpu
+            parent.send("cpu")
+            stub_cpu = parent.recv() - stub_cpu
+            requests = args.pairs * (2 if args.mode == "pointwise" else 1)
+            images = 2 * args.pairs  # each pair's two candidates (t2i)
             parent.send("stats")
             in_flight = parent.recv() if args.critic == "http" else "-"
             if summary["counts"]["evaluated"] != args.pairs:
@@ -186,7 +211,8 @@ def main() -> None:
             ideal = math.ceil(args.pairs / c) * args.latency
             print(
                 f"{c:>11} {elapsed:>8.2f} {args.pairs / elapsed:>8.1f} {args.pairs / ideal:>8.1f} "
-                f"{ideal / elapsed:>6.2f} {in_flight:>9}"
+                f"{ideal / elapsed:>6.2f} {in_flight:>9} {cpu / images * 1e3:>13.1f} "
+                f"{stub_cpu / requests * 1e3:>11.1f}"
             )
         parent.send("stop")
         server.join(timeout=10)

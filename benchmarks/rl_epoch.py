@@ -12,9 +12,16 @@ seconds. Reported per epoch (first epoch dropped as warm-up):
 * training time and (sample, timestep) pairs per second, each pair being three
   transformer passes (old, reference, trained) and one backward pass.
 
+The simulated critic serves ``--critic-slots`` requests at a time (a server's
+batch capacity), so scoring N images takes about ``ceil(N / slots) * latency``,
+like a real server that is the bottleneck. Every figure is printed for both
+``overlap_scoring`` settings in the same run: ``off`` scores the whole epoch
+after sampling (the old schedule), ``on`` scores each rollout batch while the
+next one samples; the scoring line then shows only the wait after sampling.
+
 Run: ``python benchmarks/rl_epoch.py [--model DIR] [--resolution 32] [--steps 4]
 [--group-size 8] [--prompts 4] [--epochs 3] [--critic-latency 0.2]
-[--max-concurrency 64]``. No assertions.
+[--critic-slots 8] [--max-concurrency 64]``. No assertions.
 """
 
 from __future__ import annotations
@@ -51,13 +58,18 @@ PROMPTS = [
 class LatencyCritic:
     """Answers every critique after a fixed delay, like a served critic under no load."""
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, slots: int) -> None:
         self.latency = latency
+        self.slots = slots
+        self._capacity: asyncio.Semaphore | None = None
 
     async def acritique(
         self, prompt: str, image: Image.Image, *, sources: Any = (), task: Any = None
     ) -> Critique:
-        await asyncio.sleep(self.latency)
+        if self._capacity is None:
+            self._capacity = asyncio.Semaphore(self.slots)
+        async with self._capacity:
+            await asyncio.sleep(self.latency)
         level = float(np.asarray(image.convert("L")).mean() / 255.0)
         return Critique(
             task=Task.T2I,
@@ -86,10 +98,44 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--critic-latency", type=float, default=0.2)
+    parser.add_argument("--critic-slots", type=int, default=8, help="requests the critic serves at once")
     parser.add_argument("--max-concurrency", type=int, default=64)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
+    print(f"device: {device_name()}, torch threads {torch.get_num_threads()}")
+    n = args.prompts * args.group_size
+    pairs = n * args.steps  # timestep_fraction 1.0
+    print(f"{args.resolution} px, {args.steps} steps, {args.prompts} groups of {args.group_size}, "
+          f"critic {args.critic_latency:g} s latency x {args.critic_slots} slots")  # fmt: skip
+    print(f"{'overlap':>7} {'epoch s':>8} {'sample s':>8} {'score s':>8} {'train s':>8} {'images/s':>8} "
+          f"{'pairs/s':>8}")  # fmt: skip
+    rows = {}
+    for overlap in (False, True):
+        history = run(args, overlap)
+        kept = history[1:] or history
+        phases = ("epoch", "sample", "reward", "train")
+        med = {k: statistics.median(h[f"time/{k}_s"] for h in kept) for k in phases}
+        rows[overlap] = med
+        print(f"{'on' if overlap else 'off':>7} {med['epoch']:>8.3f} {med['sample']:>8.3f} "
+              f"{med['reward']:>8.3f} {med['train']:>8.3f} {n / med['epoch']:>8.1f} "
+              f"{pairs / med['train']:>8.1f}")  # fmt: skip
+    serial = -(-n // args.critic_slots) * args.critic_latency
+    print(f"scoring alone at the critic's capacity: {serial:.3f} s per epoch; overlap saves "
+          f"{rows[False]['epoch'] - rows[True]['epoch']:.3f} s per epoch "
+          f"({rows[False]['epoch'] / rows[True]['epoch']:.2f}x)")  # fmt: skip
+    if torch.cuda.is_available():
+        print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU ({platform.processor() or 'x86'})"
+
+
+def run(args: argparse.Namespace, overlap: bool) -> list[dict[str, float]]:
+    """The per-epoch metrics of one training run with ``overlap_scoring=overlap``."""
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
         if model is None:
@@ -113,40 +159,20 @@ def main() -> None:
             eval_every=0,
             save_every=0,
             log_with=[],
+            overlap_scoring=overlap,
         )
-        critic = CriticReward(LatencyCritic(args.critic_latency), max_concurrency=args.max_concurrency)
+        critic = CriticReward(
+            LatencyCritic(args.critic_latency, args.critic_slots), max_concurrency=args.max_concurrency
+        )
         reward = CombinedReward([WeightedReward("critic", 1.0, critic)])
         records = [
             PromptRecord(id=str(i), prompt=PROMPTS[i % len(PROMPTS)]) for i in range(max(args.prompts, 2))
         ]
         trainer = DiffusionNFTTrainer(cfg, reward=reward, train_prompts=records)
-        history = trainer.train().history
-
-    n = args.prompts * args.group_size
-    pairs = n * args.steps  # timestep_fraction 1.0
-    kept = history[1:] or history
-    sample_s = statistics.median(h["time/sample_s"] for h in kept)
-    reward_s = statistics.median(h["time/reward_s"] for h in kept)
-    train_s = statistics.median(h["time/train_s"] for h in kept)
-    epoch_s = statistics.median(h["time/epoch_s"] for h in kept)
-    device = (
-        torch.cuda.get_device_name()
-        if torch.cuda.is_available()
-        else f"CPU ({platform.processor() or 'x86'})"
-    )
-    print(f"device: {device}, torch threads {torch.get_num_threads()}")
-    print(
-        f"model {model}, {args.resolution} px, {args.steps} steps, {args.prompts} groups of {args.group_size}"
-    )
-    print(f"epoch       {epoch_s:8.3f} s (median of {len(kept)})")
-    print(f"  sampling  {sample_s:8.3f} s  {n / sample_s:8.1f} images/s")
-    print(
-        f"  scoring   {reward_s:8.3f} s  ideal {args.critic_latency:.3f} s (concurrent), "
-        f"serial {n * args.critic_latency:.3f} s -> {n * args.critic_latency / reward_s:5.1f}x concurrency"
-    )
-    print(f"  training  {train_s:8.3f} s  {pairs / train_s:8.1f} (sample, t) pairs/s")
-    if torch.cuda.is_available():
-        print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+        try:
+            return trainer.train().history
+        finally:
+            reward.close()
 
 
 if __name__ == "__main__":

@@ -82,6 +82,28 @@ class RewardError(CriticError):
     """A critique holds no score for any dimension the reward is made of (all N/A or missing)."""
 
 
+class JudgeError(GCRError):
+    """An independent judge could not score an image (recorded as a failure, never as a score)."""
+
+
+class JudgeUnavailableError(JudgeError):
+    """A judge's server could not be reached, or its model could not be loaded."""
+
+
+class JudgeResponseError(JudgeError):
+    """A judge answered, but its answer holds no readable score.
+
+    ``raw_text`` keeps the judge's full answer so that nothing is lost.
+    """
+
+    def __init__(self, message: str, raw_text: str = "") -> None:
+        self.raw_text = raw_text
+        preview = raw_text.strip().replace("\n", " ")
+        if len(preview) > 160:
+            preview = preview[:157] + "..."
+        super().__init__(f"{message} (answer began: {preview!r})" if preview else message)
+
+
 class GeneratorError(GCRError):
     """The image generator failed."""
 
@@ -92,6 +114,10 @@ class GeneratorLoadError(GeneratorError):
 
 class GeneratorOOMError(GeneratorError):
     """The accelerator ran out of memory while generating."""
+
+
+class MachineError(GCRError):
+    """This machine cannot run what was asked (no GPU, too little memory, no hub access, no disk)."""
 
 
 class RunError(GCRError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
@@ -263,7 +264,9 @@ def test_resume_after_a_death_between_task_writes_and_checkpoint(harness, tmp_pa
     spec = RunSpec(prompt="a cat", context={"max_rounds": 3, "candidates": 1, "target_reward": None})
     monkeypatch.setattr(AsyncSqliteSaver, "aput", dying_aput)
     with pytest.raises(_Killed):
-        asyncio.run(run_refine(builder, folder, spec))
+        # Synchronous checkpoints: the "death" must come right after round 1's generation
+        # superstep (with background saves the run may already be further along).
+        asyncio.run(run_refine(builder, folder, spec, durability="sync"))
     monkeypatch.setattr(AsyncSqliteSaver, "aput", real_aput)
     assert harness.inner.calls == 2  # round 0 and round 1 were generated before the "death"
 
@@ -272,3 +275,50 @@ def test_resume_after_a_death_between_task_writes_and_checkpoint(harness, tmp_pa
     assert resumed.values["stop_reason"] == StopReason.MAX_ROUNDS
     assert len(resumed.values["rounds"]) == 3
     assert harness.inner.calls == 3  # round 1's saved generation was not redone
+
+
+def test_no_checkpoint_is_saved_while_an_image_it_may_name_is_incomplete(harness, tmp_path, monkeypatch):
+    """Run-folder images are written behind the critical path, but never behind a checkpoint."""
+    import time
+
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    import gcr.agent.image_writer as image_writer
+
+    real_write, real_aput, real_aput_writes = (
+        image_writer.write_file_atomically,
+        AsyncSqliteSaver.aput,
+        AsyncSqliteSaver.aput_writes,
+    )
+    saves = {"n": 0, "named": 0, "missing": []}
+    pattern = re.compile(r"[^'\"\s]*rounds/r\d\d/c\d\d\.png")
+
+    def slow_write(data, target):
+        time.sleep(0.05)  # a slow disk: the graph runs ahead of the writer
+        real_write(data, target)
+
+    def check(saved: object) -> None:
+        saves["n"] += 1
+        for path in set(pattern.findall(repr(saved))):
+            saves["named"] += 1
+            if not Path(path).is_file():  # files appear only whole (written, then renamed)
+                saves["missing"].append(path)
+
+    async def aput(self, config, checkpoint, metadata, new_versions):
+        check(checkpoint)
+        return await real_aput(self, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(self, config, writes, task_id, task_path=""):
+        check(writes)
+        return await real_aput_writes(self, config, writes, task_id, task_path)
+
+    monkeypatch.setattr(image_writer, "write_file_atomically", slow_write)
+    monkeypatch.setattr(AsyncSqliteSaver, "aput", aput)
+    monkeypatch.setattr(AsyncSqliteSaver, "aput_writes", aput_writes)
+    folder = RunFolder(tmp_path / "run")
+    spec = RunSpec(prompt="a cat", context={"max_rounds": 3, "candidates": 2, "target_reward": None})
+    done = asyncio.run(run_refine(harness.builder(), folder, spec))
+    assert done.finished and saves["n"] > 0 and saves["named"] > 0
+    assert saves["missing"] == []  # no checkpoint named an image before it was complete on disk
+    for candidate in done.values["candidates"]:
+        assert Path(candidate["image"]).is_file()

@@ -1,10 +1,22 @@
-"""The stopping policy on hand-made histories: each rule fires exactly when it should."""
+"""The stopping policy: each rule on hand-made histories, and a custom policy deciding a real run."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from pathlib import Path
 
-from gcr.agent.stopping import RoundOutcome, StopReason, StopRules, best_so_far
+import pytest
+from refine_harness import FakeGenerator
+
+from gcr.agent import RefineContext, build_graph
+from gcr.agent.stopping import RoundOutcome, StopDecision, StopReason, StopRules, best_so_far
+from gcr.critic.loading import load_critic
+from stubs.prompt_aware_critic import (
+    PromptAwareCriticServer,
+    PromptAwareScript,
+    RecordingGenerator,
+    SceneBook,
+)
 
 
 def rounds(*rewards: float, **kw) -> list[RoundOutcome]:
@@ -98,12 +110,44 @@ def test_best_so_far(rewards, expected):
     assert best_so_far(rounds(*rewards)) == expected
 
 
-def test_custom_policy_satisfies_the_protocol():
-    from gcr.agent.stopping import StopDecision, StoppingPolicy
+class StopAtRound:
+    """A custom policy: stops after ``n`` rounds in its own words, and keeps every history it was shown."""
 
-    class TwoRounds:
-        def decide(self, history):
-            return StopDecision(StopReason.MAX_ROUNDS, "two") if len(history) >= 2 else None
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.seen: list[list[float]] = []
 
-    assert isinstance(TwoRounds(), StoppingPolicy)
-    assert isinstance(StopRules(), StoppingPolicy)
+    def decide(self, history):
+        self.seen.append([h.reward for h in history])
+        if len(history) >= self.n:
+            return StopDecision(StopReason.MAX_ROUNDS, f"custom policy: {len(history)} rounds are enough")
+        return None
+
+
+def test_build_graph_lets_a_custom_policy_decide_over_the_real_critic(tmp_path: Path) -> None:
+    """The run's own rules would stop after round 1 (target reward 0.01); the custom policy runs it to 3."""
+    book = SceneBook()
+    policy = StopAtRound(3)
+    with PromptAwareCriticServer(PromptAwareScript(), book) as server:
+        critic = load_critic(server.url, model="stub-critic", max_retries=0, timeout=5)
+        generator = RecordingGenerator(FakeGenerator(), book)
+        graph = build_graph(generator=generator, critic=critic, stopping=policy).compile()
+        context = RefineContext(run_dir=str(tmp_path / "run"), max_rounds=10, target_reward=0.01)
+        out = asyncio.run(graph.ainvoke({"prompt": "a cat"}, context=context))
+        asked = len(server.chat_requests)
+    assert out["stop_reason"] == StopReason.MAX_ROUNDS
+    assert out["stop_detail"] == "custom policy: 3 rounds are enough"
+    rewards = [r["best_reward"] for r in out["rounds"]]
+    assert len(rewards) == 3 and policy.seen == [rewards[:1], rewards[:2], rewards]
+    # The rewards come from the real Critic parsing the scripted server's answers, and follow its advice.
+    prompts = [r["prompt"] for r in out["rounds"]]
+    assert prompts == ["a cat", "a cat, golden light", "a cat, golden light, sharp focus"]
+    assert rewards[0] < rewards[1] < rewards[2]
+    assert asked == 3  # one critique per round, each an HTTP request
+    # Without the custom policy the same context stops at the target after round 1.
+    with PromptAwareCriticServer(PromptAwareScript(), book) as server:
+        critic = load_critic(server.url, model="stub-critic", max_retries=0, timeout=5)
+        graph = build_graph(generator=generator, critic=critic).compile()
+        context = RefineContext(run_dir=str(tmp_path / "run2"), max_rounds=10, target_reward=0.01)
+        plain = asyncio.run(graph.ainvoke({"prompt": "a cat"}, context=context))
+    assert plain["stop_reason"] == StopReason.TARGET_REWARD and len(plain["rounds"]) == 1

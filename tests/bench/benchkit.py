@@ -44,7 +44,8 @@ from gcr.agent.cache import ArtifactCache
 from gcr.agent.components import Components
 from gcr.agent.refiner import CritiqueRefiner
 from gcr.critic.parser import parse_critique
-from gcr.critic.schema import TASK_DIMENSIONS, Critique, Dimension, Task
+from gcr.critic.schema import Critique, Dimension, Task
+from gcr.dev.mock_critic import render_critique
 from gcr.errors import CriticUnavailableError, CritiqueParseError, GeneratorError
 from gcr.generators.base import GenerationRequest, GenerationResult
 from stubs.critic_server import RecordedRequest, StubCriticServer, StubReply
@@ -168,17 +169,14 @@ class PixelScript:
             Dimension.PHYSICAL_QUALITY: level + self.pq_offset,
             Dimension.TEXT_RENDERING: None,
         }
-        blocks = []
-        for number, dim in enumerate(TASK_DIMENSIONS[task], start=1):
-            score = scores[dim]
-            shown = "N/A" if score is None else f"{min(4.0, max(1.0, score)):.4f}"
-            blocks.append(f"{number}. {dim.header}:\n## Justification: Scripted.\n## Score: {shown}\n")
-        return (
-            "# User Request Analysis\nA scripted request.\n\n# Detailed Judgement\n"
-            + "\n".join(blocks)
-            + f"\n# Summary: level {level:.2f}.\n\n# User Request Refinement:\n"
-            "## Refinement Comments: Add the next phrase.\n"
-            f"## Refined Request: {self.refined(user_prompt, mask)}\n"
+        return render_critique(
+            task,
+            {d: None if v is None else min(4.0, max(1.0, v)) for d, v in scores.items()},
+            why=lambda dim, score: "Scripted.",
+            analysis="A scripted request.",
+            summary=f"level {level:.2f}.",
+            comment="Add the next phrase.",
+            refined=self.refined(user_prompt, mask),
         )
 
 

@@ -119,6 +119,20 @@ def test_batches_concurrent_requests_and_matches_unbatched_answers(backend: Tran
     assert len(set(single)) == len(single)  # each caller got its own answer
 
 
+def test_image_inputs_reach_the_processor_as_the_same_pixels(backend: TransformersBackend) -> None:
+    """Pixels in memory go straight to the processor; bytes are decoded once, to the same pixels."""
+    from gcr.image_input import ImageInput, encode_png
+
+    request = _requests()[0]
+    as_bytes = ChatRequest(
+        system=request.system,
+        parts=tuple(
+            ImageInput.from_bytes(encode_png(p)) if isinstance(p, Image.Image) else p for p in request.parts
+        ),
+    )
+    assert asyncio.run(backend.complete(as_bytes, GREEDY)) == asyncio.run(backend.complete(request, GREEDY))
+
+
 def test_greedy_and_sampling_options_reach_generate(backend: TransformersBackend) -> None:
     request = _requests()[0]
     sampled = SamplingParams(temperature=0.7, top_p=0.9, max_tokens=5, extra={"top_k": 7})
@@ -237,17 +251,20 @@ def test_device_and_dtype_defaults_on_this_machine() -> None:
 def test_device_and_dtype_defaults_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert resolve_device_and_dtype() == (torch.device("cuda"), torch.bfloat16)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device_and_dtype() == (torch.device("cuda", 0), torch.bfloat16)
     assert resolve_device_and_dtype("cuda:1") == (torch.device("cuda:1"), torch.bfloat16)
     assert resolve_device_and_dtype("cpu") == (torch.device("cpu"), torch.float32)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert resolve_device_and_dtype() == (torch.device("cuda"), torch.float16)
+    assert resolve_device_and_dtype() == (torch.device("cuda", 0), torch.float16)
 
 
 def test_device_and_dtype_defaults_with_mps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert resolve_device_and_dtype() == (torch.device("mps"), torch.float16)
+    # The same rule as the generators (gcr.devices): bfloat16 on Apple MPS.
+    assert resolve_device_and_dtype() == (torch.device("mps"), torch.bfloat16)
     assert resolve_device_and_dtype("mps", "float32") == (torch.device("mps"), torch.float32)
 
 

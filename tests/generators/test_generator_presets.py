@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from gcr.critic.schema import Task
-from gcr.generators.loading import PipelineCache, resolve_device, resolve_dtype
-from gcr.generators.presets import PRESETS, detect_family, get_preset
+from gcr.devices import resolve_device, resolve_dtype
+from gcr.generators.loading import PipelineCache
+from gcr.generators.presets import PRESETS, detect_family, get_preset, pipeline_class_name
 
 
 @pytest.mark.parametrize(
@@ -131,3 +132,25 @@ def test_automatic_device_and_dtype_on_this_machine() -> None:
 def test_cache_needs_room_for_one_pipeline() -> None:
     with pytest.raises(Exception, match="at least 1 pipeline"):
         PipelineCache(max_entries=0)
+
+
+def test_rl_and_the_generators_read_the_pipeline_class_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    from gcr.training.rl.families import pipeline_class_name as rl_pipeline_class_name
+
+    # A Hub id already in the local cache is read without a download, for RL as for generation.
+    repo = tmp_path / "models--acme--tiny-flux"
+    (repo / "snapshots" / "abc").mkdir(parents=True)
+    (repo / "snapshots" / "abc" / "model_index.json").write_text('{"_class_name": "FluxPipeline"}')
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    assert rl_pipeline_class_name("acme/tiny-flux") == pipeline_class_name("acme/tiny-flux") == "FluxPipeline"
+    assert rl_pipeline_class_name("acme/not-cached") is None
+    # A local folder, given as a Path.
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "model_index.json").write_text('{"_class_name": "SD3Pipeline"}')
+    assert rl_pipeline_class_name(tmp_path / "local") == "SD3Pipeline"

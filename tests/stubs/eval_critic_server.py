@@ -120,7 +120,7 @@ class EvalScript:
         entry = self.table[key]
         sides = [image_side(url) for url in request.image_urls()]
         if "A" in sides and "B" in sides:
-            mode, side = "pairwise", "AB"
+            mode, side = "pairwise", "".join(s for s in sides if s != "source")  # "AB", or "BA" when swapped
         elif "A" in sides or "B" in sides:
             mode, side = "pointwise", "A" if "A" in sides else "B"
         else:
@@ -136,7 +136,10 @@ class EvalScript:
                 return StubReply.ok("Both pictures are nice. I cannot decide.")
             raise ValueError(f"unknown scripted fault {entry.fault!r}")
         if mode == "pairwise":
-            return StubReply.ok(pairwise_answer(entry.task, entry.scores_a, entry.scores_b), self.delay)
+            first, second = entry.scores_a, entry.scores_b
+            if side == "BA":
+                first, second = second, first
+            return StubReply.ok(pairwise_answer(entry.task, first, second), self.delay)
         scores = entry.scores_a if side == "A" else entry.scores_b
         return StubReply.ok(pointwise_answer(entry.task, scores), self.delay)
 

@@ -21,7 +21,8 @@ The same script serves two ways: :class:`PromptAwareCritic`, an in-process
 critic that renders the answer text and parses it with gcr's real parser, and
 :class:`PromptAwareCriticServer`, an OpenAI-compatible HTTP server (built on
 ``StubCriticServer``) for gcr's real HTTP critic. Answers follow the layout of
-shared/DESIGN.md §3.
+shared/DESIGN.md §3, written by the same renderer as gcr's scripted mock critic
+(:func:`gcr.dev.mock_critic.render_critique`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from typing import Any
 from PIL import Image
 
 from gcr.critic.parser import parse_critique
-from gcr.critic.schema import TASK_DIMENSIONS, Critique, Dimension, Task
+from gcr.critic.schema import Critique, Dimension, Task
+from gcr.dev.mock_critic import render_critique
 from gcr.errors import CriticUnavailableError, CritiqueParseError
 from gcr.generators.base import GenerationRequest, GenerationResult
 from gcr.images import image_digest
@@ -130,31 +132,26 @@ class PromptAwareScript:
             return UNREADABLE
         level = self.level(scene.prompt, scene.seed)
         missing = [phrase for phrase, _ in self.wanted if phrase not in scene.prompt.lower()]
-        scores = {
+        raw = {
             Dimension.TEXT_FAITHFULNESS: level,
             Dimension.IMAGE_FAITHFULNESS: level,
             Dimension.PHYSICAL_QUALITY: level + self.pq_offset,
             Dimension.TEXT_RENDERING: None,
         }
-        blocks = []
-        for number, dim in enumerate(TASK_DIMENSIONS[task], start=1):
-            score = scores[dim]
+
+        def why(dim: Dimension, score: float | None) -> str:
             if score is None:
-                why, shown = "No text was requested, so there is nothing to render.", "N/A"
-            else:
-                shown = f"{min(4.0, max(1.0, score)):.2f}"
-                why = (
-                    f"The image still lacks {missing[0]}." if missing else "Everything requested is visible."
-                )
-            blocks.append(f"{number}. {dim.header}:\n## Justification: {why}\n## Score: {shown}\n")
-        comment = f"Ask explicitly for {missing[0]}." if missing else "Nothing to add."
-        return (
-            "# User Request Analysis\nThe request describes one scene to depict.\n\n"
-            "# Detailed Judgement\n" + "\n".join(blocks) + "\n"
-            f"# Summary: Quality level {level:.2f} for this prompt.\n\n"
-            "# User Request Refinement:\n"
-            f"## Refinement Comments: {comment}\n"
-            f"## Refined Request: {self.refined(scene.prompt)}\n"
+                return "No text was requested, so there is nothing to render."
+            return f"The image still lacks {missing[0]}." if missing else "Everything requested is visible."
+
+        return render_critique(
+            task,
+            {d: None if v is None else min(4.0, max(1.0, v)) for d, v in raw.items()},
+            why=why,
+            analysis="The request describes one scene to depict.",
+            summary=f"Quality level {level:.2f} for this prompt.",
+            comment=f"Ask explicitly for {missing[0]}." if missing else "Nothing to add.",
+            refined=self.refined(scene.prompt),
         )
 
 

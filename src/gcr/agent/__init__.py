@@ -17,12 +17,14 @@ from gcr.agent.context import RefineContext
 from gcr.agent.graph import GRAPH_NAME, build_graph
 from gcr.agent.guard import GuardVerdict, PromptGuard
 from gcr.agent.nodes.review import ReviewAnswer
+from gcr.agent.outcome import RefineResult
 from gcr.agent.protocols import CriticProtocol
 from gcr.agent.refiner import CritiqueRefiner, LLMRefiner, Proposal, Refiner, RefineRequest, make_refiner
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.runner import RunOutcome, RunSpec, run_refine
 from gcr.agent.state import CandidateRecord, RefineInput, RefineOutput, RefineState, RoundRecord
 from gcr.agent.stopping import RoundOutcome, StopDecision, StoppingPolicy, StopReason, StopRules
+from gcr.agent.tool import as_tool
 
 __all__ = [
     "GRAPH_NAME",
@@ -38,6 +40,7 @@ __all__ = [
     "RefineInput",
     "RefineOutput",
     "RefineRequest",
+    "RefineResult",
     "RefineState",
     "Refiner",
     "ReviewAnswer",
@@ -50,6 +53,7 @@ __all__ = [
     "StopReason",
     "StopRules",
     "StoppingPolicy",
+    "as_tool",
     "build_graph",
     "critique_key",
     "generation_key",

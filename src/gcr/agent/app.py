@@ -18,15 +18,19 @@ GCR_CACHE_DIR      artifact cache folder (default ``~/.cache/gcr/artifacts``)
 GCR_NO_CACHE       set to ``1`` to disable the cache
 ================== ===========================================================
 
-Models load once per server process. Run settings (rounds, candidates, stopping
+Models load once per server process, in a worker thread (``make_graph_async``,
+the factory ``langgraph.json`` names), so the server keeps answering while
+weights load. Run settings (rounds, candidates, stopping
 rules, ...) are the graph's context: LangGraph Studio shows them as the
 assistant's configuration. The server supplies its own checkpointer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+import threading
 from typing import Any
 
 from gcr.agent.components import Components, load_components
@@ -61,3 +65,23 @@ def _components() -> Components:
 def make_graph(config: dict[str, Any] | None = None) -> Any:
     """Compile the refine graph around the collaborators named in the environment."""
     return build_graph(**_components().graph_kwargs()).compile(name=GRAPH_NAME)
+
+
+_load_lock = threading.Lock()
+_builder: Any = None
+
+
+def _shared_builder() -> Any:
+    """The graph builder around the loaded models, built once: every compiled graph shares its
+    generator executor, so runs on one server never call the (not thread-safe) generator at once."""
+    global _builder
+    with _load_lock:
+        if _builder is None:
+            _builder = build_graph(**_components().graph_kwargs())
+        return _builder
+
+
+async def make_graph_async(config: dict[str, Any] | None = None) -> Any:
+    """The server's factory: :func:`make_graph`, with models loaded off the event loop."""
+    builder = await asyncio.to_thread(_shared_builder)
+    return builder.compile(name=GRAPH_NAME)

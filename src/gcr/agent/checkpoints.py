@@ -93,11 +93,14 @@ class RunCheckpointSerializer(JsonPlusSerializer):
 
 
 @asynccontextmanager
-async def open_checkpointer(path: str | Path) -> AsyncIterator[AsyncSqliteSaver]:
-    """An :class:`AsyncSqliteSaver` on ``path`` that reads through :class:`RunCheckpointSerializer`."""
+async def open_checkpointer(
+    path: str | Path, saver_class: type[AsyncSqliteSaver] = AsyncSqliteSaver
+) -> AsyncIterator[AsyncSqliteSaver]:
+    """A ``saver_class`` (an :class:`AsyncSqliteSaver`) on ``path`` that reads through
+    :class:`RunCheckpointSerializer`."""
     where = str(path)
     conn = await aiosqlite.connect(where)
-    saver = AsyncSqliteSaver(conn, serde=RunCheckpointSerializer(where))
+    saver = saver_class(conn, serde=RunCheckpointSerializer(where))
     try:
         yield saver
     finally:

@@ -31,6 +31,7 @@ from gcr.agent.refiner import Refiner, make_refiner
 from gcr.agent.runner import RunSpec
 from gcr.critic.schema import Task
 from gcr.generators.base import Generator
+from gcr.judges.base import Judge
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class Components:
     critic: CriticProtocol
     refiner: Refiner
     cache: ArtifactCache | None
+    #: The cross-judge veto's judge, when the run's settings name one.
+    veto: Judge | None = None
 
     def graph_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`gcr.agent.build_graph`."""
@@ -58,14 +61,35 @@ class Components:
             "critic": self.critic,
             "refiner": self.refiner,
             "cache": self.cache,
+            "veto": self.veto,
         }
 
     async def aclose(self) -> None:
         """Release the critic's connections or model and the LLM refiner's client."""
-        for part in (self.critic, self.refiner):
+        for part in (self.critic, self.refiner, self.veto):
             close = getattr(part, "aclose", None)
             if close is not None:
                 await close()
+
+
+def check_defaults(spec: RunSpec, task: Task) -> None:
+    """Refuse, before any download, default models this machine cannot run (see :mod:`gcr.doctor`).
+
+    Only the defaults are checked (a model the user named is the user's call), and
+    ``--device cpu`` is taken at its word: no GPU is asked for then.
+    """
+    from gcr.doctor import check_default_models, defaults_plan
+
+    if spec.generator is not None and spec.critic is not None:
+        return
+    plan = defaults_plan(
+        generator=spec.generator,
+        critic=spec.critic,
+        task=task,
+        offload=bool(spec.generator_options.get("offload")),
+        device=spec.generator_options.get("device"),
+    )
+    check_default_models(plan)
 
 
 def load_components(spec: RunSpec, task: Task | str | None = None) -> Components:
@@ -76,11 +100,19 @@ def load_components(spec: RunSpec, task: Task | str | None = None) -> Components
     from gcr.generators.registry import create_generator
 
     task = Task.parse(task) if task is not None else (Task.EDIT if spec.source_images else Task.T2I)
+    check_defaults(spec, task)
     critic = load_critic(spec.critic, model=spec.critic_model, task=task)
+    veto = None
+    if spec.context.get("veto_judge"):
+        from gcr.judges.base import check_judge_task
+        from gcr.judges.registry import load_judge
+
+        veto = load_judge(spec.context["veto_judge"])
+        check_judge_task(veto, task, "the veto judge")
     model = spec.generator or default_generator(task)
     if spec.generator is None:
         logger.info("no generator given; using the default for %s: %s", task.value, model)
     generator = create_generator(spec.generator_kind, model, **spec.generator_options)
     refiner = make_refiner(spec.refiner, url=spec.refiner_url, model=spec.refiner_model)
     cache = ArtifactCache(spec.cache_dir) if spec.use_cache else None
-    return Components(generator=generator, critic=critic, refiner=refiner, cache=cache)
+    return Components(generator=generator, critic=critic, refiner=refiner, cache=cache, veto=veto)

@@ -92,6 +92,17 @@ class RefineContext:
         metadata=_help("Pause before each regeneration so a person can accept, edit or reject the prompt."),
     )
     write_report: bool = field(default=True, metadata=_help("Write report.html into the run folder."))
+    veto_judge: str | None = field(
+        default=None,
+        metadata=_help(
+            "Judge spec (KIND:TARGET,...) of the cross-judge veto: a new best image is kept only if this "
+            "judge's score does not fall by more than veto_drop against the current best. None: no veto."
+        ),
+    )
+    veto_drop: float = field(
+        default=0.0,
+        metadata=_help("Largest fall in the veto judge's score (0-1) a new best image may show."),
+    )
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -114,6 +125,8 @@ class RefineContext:
                 f"max_generations ({self.max_generations}) is smaller than one round of "
                 f"{self.candidates} candidate(s)"
             )
+        if not 0.0 <= self.veto_drop <= 1.0:
+            problems.append(f"veto_drop is a fall in judge score, between 0 and 1 (got {self.veto_drop})")
         if self.seed_policy not in ("fixed", "per-round"):
             problems.append(f"seed_policy must be 'fixed' or 'per-round' (got {self.seed_policy!r})")
         for name in ("width", "height", "steps"):

@@ -16,7 +16,8 @@ candidate_generated  round, index, seed, image, cached, seconds
 candidate_scored     round, index, reward, scores, cached, seconds
 candidate_skipped    round, index, reason
 round_finished       round, prompt, best_index, best_reward, best_scores, rewards,
-                     run_best_reward, new_best, elapsed_s
+                     run_best_reward, new_best, elapsed_s (and veto, the
+                     :class:`~gcr.agent.veto.VetoRecord`, when a veto judge checked)
 refined              round, refiner, proposed, accepted, reason, next_prompt, is_new
 reviewed             round, action, prompt
 stopped              reason, detail, rounds, best_image, best_reward, best_prompt

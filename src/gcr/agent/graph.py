@@ -40,8 +40,10 @@ from gcr.agent.protocols import CriticProtocol
 from gcr.agent.refiner import CritiqueRefiner, Refiner
 from gcr.agent.state import RefineInput, RefineOutput, RefineState
 from gcr.agent.stopping import StoppingPolicy
+from gcr.agent.veto import Veto
 from gcr.errors import ConfigError
 from gcr.generators.base import Generator
+from gcr.judges.base import Judge
 
 #: The name a compiled graph gets by default (shown by LangGraph tooling).
 GRAPH_NAME = "gcr_refine"
@@ -73,6 +75,7 @@ def build_graph(
     cache: ArtifactCache | None = None,
     defaults: RefineContext | None = None,
     max_parallel_generations: int = 1,
+    veto: Judge | None = None,
 ) -> StateGraph[RefineState, RefineContext, RefineInput, RefineOutput]:
     """Build the refine graph around live collaborators.
 
@@ -90,6 +93,9 @@ def build_graph(
             (e.g. when mounted in a host graph that has its own context schema).
         max_parallel_generations: generator calls allowed at once. Keep 1 for a local
             diffusers pipeline (not thread-safe); raise it for a hosted image API.
+        veto: a :class:`~gcr.judges.base.Judge` whose score may not fall by more than the run's
+            ``veto_drop`` when a new best image replaces the current one (see :mod:`gcr.agent.veto`);
+            its verdicts are cached next to the critiques.
     """
     if max_parallel_generations < 1:
         raise ConfigError(f"max_parallel_generations must be at least 1 (got {max_parallel_generations})")
@@ -101,6 +107,7 @@ def build_graph(
         stopping=stopping,
         cache=cache,
         defaults=defaults if defaults is not None else RefineContext(),
+        veto=None if veto is None else Veto(veto, cache_dir=None if cache is None else cache.root),
         generator_executor=ThreadPoolExecutor(
             max_workers=max_parallel_generations, thread_name_prefix="gcr-generator"
         ),

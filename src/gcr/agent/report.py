@@ -211,6 +211,9 @@ def _round_html(
             out.append(_critique_details(folder, cand))
         out.append("</div>")
     out.append("</div>")
+    veto = record.get("veto")
+    if veto:
+        out.append(_veto_note(veto))
     refinement = record.get("refinement")
     if refinement:
         verdict = "accepted" if refinement["accepted"] else "turned down"
@@ -223,6 +226,24 @@ def _round_html(
     if review:
         out.append(f"<p class='note'>reviewed: {esc(review['action'])}</p>")
     return "\n".join(out)
+
+
+def _veto_note(veto: Mapping[str, Any]) -> str:
+    """One line on the cross-judge veto's check of this round's best (see gcr.agent.veto)."""
+    esc = html.escape
+
+    def score(value: float | None) -> str:
+        return "failed" if value is None else f"{value:.3f}"
+
+    outcome = {
+        "vetoed": "<b>vetoed</b>: the run kept its current best",
+        "accepted": "accepted",
+        "failed": f"judge failed, the critic's choice stood ({esc(str(veto.get('error')))})",
+    }[veto["status"]]
+    return (
+        f"<p class='note'>veto judge {esc(str(veto['judge']))}: current best {score(veto['current_score'])}, "
+        f"this round's best {score(veto['candidate_score'])} (allowed fall {veto['drop']:g}): {outcome}</p>"
+    )
 
 
 def _scores_table(scores: Mapping[str, float | None]) -> str:

@@ -9,6 +9,7 @@ not run again, and finished candidates of an interrupted round are kept.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import logging
@@ -16,7 +17,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from langgraph.graph import StateGraph
@@ -25,6 +26,7 @@ from langgraph.types import Command, Overwrite
 from gcr.agent.checkpoints import damaged_store, open_checkpointer
 from gcr.agent.context import RefineContext
 from gcr.agent.graph import GRAPH_NAME
+from gcr.agent.image_writer import BarrierSqliteSaver, ImageWriter, write_behind
 from gcr.agent.nodes.review import ReviewAnswer
 from gcr.agent.run_folder import RunFolder
 from gcr.errors import InputError, RunError
@@ -38,6 +40,9 @@ EventHandler = Callable[[dict[str, Any]], None]
 ReviewHandler = Callable[[dict[str, Any]], Any]
 
 SPEC_VERSION = 1
+
+#: LangGraph's checkpoint durability modes that keep a run resumable.
+Durability = Literal["sync", "async"]
 
 
 @dataclass
@@ -154,8 +159,16 @@ async def run_refine(
     resume: bool = False,
     on_event: EventHandler | None = None,
     on_review: ReviewHandler | None = None,
+    durability: Durability = "sync",
 ) -> RunOutcome:
     """Run (or resume) one refine run in ``folder`` with a SQLite checkpointer.
+
+    Each checkpoint is saved before the next step starts (``durability="sync"``, the
+    default), never before the run-folder images it may name are complete on disk (see
+    :mod:`gcr.agent.image_writer`). ``"async"`` saves in the background while the next
+    step runs, which hides the image write behind it; it is opt-in because a run that is
+    cancelled mid-step (an MCP client's cancel) was seen to resume as "finished" after
+    round 0 (tests/serve/test_mcp_stdio.py), so keep "sync" until that is understood.
 
     A new run writes ``run.json`` first. ``resume=True`` continues from the last
     checkpoint; a run that already finished returns its final values at once.
@@ -174,47 +187,75 @@ async def run_refine(
             )
         spec.save(folder)
     config: dict[str, Any] = {"configurable": {"thread_id": spec.thread_id}}
+    # Run-folder images are written by a writer thread; the checkpointer saves nothing
+    # until every queued image is complete on disk (see gcr.agent.image_writer), and it
+    # reads checkpoints strictly (see gcr.agent.checkpoints).
     store = folder.file(RunFolder.CHECKPOINTS)
-    async with open_checkpointer(store) as saver:
-        graph = builder.compile(checkpointer=saver, name=GRAPH_NAME)
-        payload: Any = {"prompt": spec.prompt, "source_images": list(spec.source_images)}
-        if resume:
-            try:
-                snapshot = await graph.aget_state(config)
-            except sqlite3.Error as exc:
-                raise damaged_store(store, exc) from None
-            if not snapshot.values:
-                logger.info("no checkpoint in %s yet; starting the run from the beginning", folder.path)
-            elif _finished(snapshot):
-                _rewrite_missing_trajectory(folder, snapshot.values)
-                return RunOutcome(_located(snapshot.values, folder), finished=True)
-            elif await _retry_skipped_candidates(graph, config, snapshot):
-                payload = None
-            else:
-                pending = _pending_review(snapshot)
-                if pending is not None:
-                    if on_review is None:
-                        values = _located(snapshot.values, folder)
-                        return RunOutcome(values, finished=False, pending_review=pending)
-                    payload = Command(resume=await _answer(on_review, pending))
-                else:
-                    payload = None
-        while True:
-            review: dict[str, Any] | None = None
-            async for mode, chunk in graph.astream(
-                payload, config, context=context, stream_mode=["custom", "updates"], durability="sync"
-            ):
-                if mode == "custom":
-                    if on_event is not None:
-                        on_event(chunk)
-                elif isinstance(chunk, dict) and "__interrupt__" in chunk:
-                    review = chunk["__interrupt__"][0].value
+    writer = ImageWriter()
+    async with open_checkpointer(store, saver_class=BarrierSqliteSaver) as saver:
+        assert isinstance(saver, BarrierSqliteSaver)
+        saver.image_writer = writer
+        try:
+            with write_behind(writer):
+                return await _drive(
+                    builder, saver, folder, config, context, spec, resume, on_event, on_review, durability
+                )
+        finally:
+            await asyncio.to_thread(writer.close)
+
+
+async def _drive(
+    builder: StateGraph[Any, Any, Any, Any],
+    saver: BarrierSqliteSaver,
+    folder: RunFolder,
+    config: dict[str, Any],
+    context: RefineContext,
+    spec: RunSpec,
+    resume: bool,
+    on_event: EventHandler | None,
+    on_review: ReviewHandler | None,
+    durability: Durability,
+) -> RunOutcome:
+    graph = builder.compile(checkpointer=saver, name=GRAPH_NAME)
+    payload: Any = {"prompt": spec.prompt, "source_images": list(spec.source_images)}
+    if resume:
+        store = folder.file(RunFolder.CHECKPOINTS)
+        try:
             snapshot = await graph.aget_state(config)
-            if review is None:
-                return RunOutcome(_located(snapshot.values, folder), finished=_finished(snapshot))
-            if on_review is None:
-                return RunOutcome(_located(snapshot.values, folder), finished=False, pending_review=review)
-            payload = Command(resume=await _answer(on_review, review))
+        except sqlite3.Error as exc:
+            raise damaged_store(store, exc) from None
+        if not snapshot.values:
+            logger.info("no checkpoint in %s yet; starting the run from the beginning", folder.path)
+        elif _finished(snapshot):
+            _rewrite_missing_trajectory(folder, snapshot.values)
+            return RunOutcome(_located(snapshot.values, folder), finished=True)
+        elif await _retry_skipped_candidates(graph, config, snapshot):
+            payload = None
+        else:
+            pending = _pending_review(snapshot)
+            if pending is not None:
+                if on_review is None:
+                    values = _located(snapshot.values, folder)
+                    return RunOutcome(values, finished=False, pending_review=pending)
+                payload = Command(resume=await _answer(on_review, pending))
+            else:
+                payload = None
+    while True:
+        review: dict[str, Any] | None = None
+        async for mode, chunk in graph.astream(
+            payload, config, context=context, stream_mode=["custom", "updates"], durability=durability
+        ):
+            if mode == "custom":
+                if on_event is not None:
+                    on_event(chunk)
+            elif isinstance(chunk, dict) and "__interrupt__" in chunk:
+                review = chunk["__interrupt__"][0].value
+        snapshot = await graph.aget_state(config)
+        if review is None:
+            return RunOutcome(_located(snapshot.values, folder), finished=_finished(snapshot))
+        if on_review is None:
+            return RunOutcome(_located(snapshot.values, folder), finished=False, pending_review=review)
+        payload = Command(resume=await _answer(on_review, review))
 
 
 async def _retry_skipped_candidates(graph: Any, config: dict[str, Any], snapshot: Any) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
+from gcr.agent.veto import VetoRecord
+
 CandidateStatus = Literal["scored", "skipped"]
 #: Where a round's prompt came from: ``user`` (round 0), ``edited`` (a person, interactive
 #: mode) or the refiner's name (``critic``, ``llm``, or a custom refiner's).
@@ -75,6 +77,8 @@ class RoundRecord(TypedDict):
     elapsed_s: float
     refinement: NotRequired[Refinement]
     review: NotRequired[Review]
+    #: The cross-judge veto's check, when the round's best challenged the run's best.
+    veto: NotRequired[VetoRecord]
 
 
 class CandidateTask(TypedDict):

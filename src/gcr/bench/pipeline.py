@@ -41,11 +41,18 @@ from gcr.agent.runner import RunSpec, run_refine
 from gcr.bench.baseline import baseline_record, baseline_spec, check_baseline
 from gcr.bench.prompts import BenchCase, PromptSet
 from gcr.bench.records import Stopwatch, failure_record, refine_record
-from gcr.bench.results import BenchFolder, Kind, write_json_atomic
+from gcr.bench.results import SETTINGS_FILE, BenchFolder, Kind, write_json_atomic
 from gcr.bench.shard import ShardInfo
 from gcr.bench.stages import BoundedCritic, StageClock, TimedGenerator
 from gcr.critic.schema import Task
-from gcr.errors import ConfigError, CriticUnavailableError, GCRError, InputError, RunError
+from gcr.errors import (
+    ConfigError,
+    CriticUnavailableError,
+    GCRError,
+    InputError,
+    JudgeUnavailableError,
+    RunError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +124,10 @@ class BenchOutcome:
 def binding_settings(prompt_set: PromptSet, template: RunSpec) -> dict[str, Any]:
     """What ties a benchmark folder to its results: the prompt set and every setting that changes them."""
     context = {k: v for k, v in template.context.items() if k not in _NON_BINDING_CONTEXT}
+    if not context.get("veto_judge"):
+        # No veto: leave its settings out, so folders made before the veto existed still resume.
+        context.pop("veto_judge", None)
+        context.pop("veto_drop", None)
     return {
         "prompt_set": {"name": prompt_set.name, "digest": prompt_set.digest(), "cases": len(prompt_set)},
         "task": prompt_set.task.value,
@@ -150,17 +161,38 @@ async def run_bench(
     """Run (or continue) the benchmark of ``prompt_set`` in ``out_dir``; see the module docstring.
 
     ``template`` is a :class:`RunSpec` without a prompt: the refine settings and the
-    collaborators, as ``gcr refine`` builds it. ``on_start(runs_to_do, records_reused)``
-    is called once the work is known. The running loop's default executor is replaced
-    by one large enough for every waiting generation (each waits in a worker thread).
+    collaborators, as ``gcr refine`` builds it. Every model is loaded before anything is
+    written, so a model that fails to load leaves no folder and no ``bench.json`` behind.
+    ``on_start(runs_to_do, records_reused)`` is called once the models are loaded and the
+    work is known. The running loop's default executor is replaced by one large enough for
+    every waiting generation (each waits in a worker thread).
     """
     settings = settings or BenchSettings()
     folder = BenchFolder(out_dir)
-    folder.path.mkdir(parents=True, exist_ok=True)
-    folder.check_settings(binding_settings(prompt_set, template))
+    binding = binding_settings(prompt_set, template)
+    existing = (folder.path / SETTINGS_FILE).is_file()
+    if existing:
+        folder.check_settings(binding)  # other settings than the folder's fail before any model loads
     cases = list(prompt_set.head(settings.limit))
     mine = settings.shard.select(cases)
     want_baseline = settings.baseline == "best-of-n"
+    clock = StageClock()
+    session = _Session(folder, settings.shard, clock)
+    components = None
+    if _has_work(folder, mine, want_baseline):
+        placed = _place_generator(template, settings.shard)
+        components = await asyncio.to_thread(load, placed, prompt_set.task)
+        session.loaded()
+    try:
+        if components is not None:
+            _check_task(components, prompt_set.task)
+        folder.path.mkdir(parents=True, exist_ok=True)
+        if not existing:
+            folder.check_settings(binding)
+    except BaseException:
+        if components is not None:
+            await components.aclose()
+        raise
     store, done = folder.open_store("results", settings.shard)
     base_store, base_done = folder.open_store("baseline", settings.shard)
     todo = [c for c in mine if c.id not in done or (want_baseline and c.id not in base_done)]
@@ -169,10 +201,8 @@ async def run_bench(
     outcome.reused = sum(c.id in done for c in mine)
     if on_start is not None:
         on_start(runs, outcome.reused)
-    clock = StageClock()
-    session = _Session(folder, settings.shard, clock)
     try:
-        if todo:
+        if todo and components is not None:
             await _run_cases(
                 todo,
                 prompt_set.task,
@@ -182,11 +212,13 @@ async def run_bench(
                 clock,
                 session,
                 outcome,
+                components,
                 stores={"results": (store, done), "baseline": (base_store, base_done)},
-                load=load,
                 on_result=on_result,
                 on_event=on_event,
             )
+        elif components is not None:
+            await components.aclose()
     finally:
         store.close()
         base_store.close()
@@ -203,6 +235,24 @@ async def run_bench(
     return outcome
 
 
+def _check_task(components: Components, task: Task) -> None:
+    generator = components.generator
+    if Task.parse(generator.task) is not task:
+        raise InputError(
+            f"the prompt set holds {task.value} cases but the generator {generator.model_id} is for "
+            f"{Task.parse(generator.task).value}: choose a generator for {task.value}"
+        )
+
+
+def _has_work(folder: BenchFolder, cases: list[BenchCase], want_baseline: bool) -> bool:
+    """Whether any of ``cases`` still needs a run, judged from the folder's records (read-only)."""
+    def ok(kind: Kind) -> set[str]:
+        return {k for k, r in folder.records(kind).items() if r.get("status") == "ok"}
+
+    finished, base = ok("results"), ok("baseline") if want_baseline else set()
+    return any(c.id not in finished or (want_baseline and c.id not in base) for c in cases)
+
+
 async def _run_cases(
     todo: list[BenchCase],
     task: Task,
@@ -212,24 +262,17 @@ async def _run_cases(
     clock: StageClock,
     session: _Session,
     outcome: BenchOutcome,
+    components: Components,
     *,
     stores: dict[str, Any],
-    load: ComponentLoader,
     on_result: ResultHandler | None,
     on_event: EventHandler | None,
 ) -> None:
     template = _place_generator(template, settings.shard)
-    components = await asyncio.to_thread(load, template, task)
     _widen_critic_backend(components.critic, settings.concurrency)
-    session.loaded()
     generator = TimedGenerator(components.generator, clock)
     critic = BoundedCritic(components.critic, settings.concurrency, clock)
     try:
-        if Task.parse(generator.task) is not task:
-            raise InputError(
-                f"the prompt set holds {task.value} cases but the generator {generator.model_id} is for "
-                f"{Task.parse(generator.task).value}: choose a generator for {task.value}"
-            )
         folder.check_settings({"critic": components.critic.model_id})
         builder = build_graph(
             generator=generator,
@@ -237,6 +280,7 @@ async def _run_cases(
             refiner=components.refiner,
             cache=components.cache,
             max_parallel_generations=1,
+            veto=getattr(components, "veto", None),
         )
         slots = asyncio.Semaphore(settings.prompts_in_flight)
 
@@ -304,8 +348,8 @@ async def _run_case(
                 builder, RunFolder(folder.baseline_dir(case.id)), baseline_spec(spec, generations), events
             )
             record("baseline", baseline_record(case, values, folder.path, watch))
-    except CriticUnavailableError:
-        raise
+    except (CriticUnavailableError, JudgeUnavailableError):
+        raise  # every other prompt would fail the same way (a veto judge is as vital as the critic)
     except GCRError as exc:
         kind: Kind = "results" if case.id not in done else "baseline"
         logger.warning("prompt %s failed: %s", case.id, exc)

@@ -14,7 +14,10 @@ Accepted inputs (:func:`load_prompt_set`):
     source image(s) ``FOLDER/<id>/source.png`` (``source-0.png``, ``source-1.jpg``, ... for
     several; png, jpg, jpeg or webp); the subfolder name is the case id;
 
-* ``builtin:NAME``: a set that ships with gcr (see :mod:`gcr.bench.builtin`).
+* ``builtin:NAME``: a set that ships with gcr (see :mod:`gcr.bench.builtin`);
+* ``BENCHMARK:PATH``: a standard benchmark in its published layout (``geneval``,
+  ``dpg``, ``t2icompbench``, ``gedit``, ``gedit-en``, ``gedit-cn``, ``imgedit``;
+  see :mod:`gcr.benchmarks`).
 
 Fields of a structured row: ``prompt`` (or ``instruction``; required), ``id``
 (default: ``p`` + the row number, e.g. ``p0007``), ``category`` (optional, used
@@ -109,6 +112,10 @@ def load_prompt_set(spec: str | Path) -> PromptSet:
     text = str(spec)
     if text.startswith(BUILTIN_PREFIX):
         return _load_builtin(text[len(BUILTIN_PREFIX) :])
+    from gcr.benchmarks import load_benchmark, split_spec
+
+    if split_spec(text) is not None:  # geneval:PATH, gedit-en:PATH ... (gcr.benchmarks)
+        return load_benchmark(text)
     path = Path(text).expanduser()
     if not path.exists():
         raise DatasetError(

@@ -65,6 +65,7 @@ def refine_record(case: BenchCase, values: Mapping[str, Any], root: Path, elapse
         "initial_scores": {} if first is None else dict(first["best_scores"]),
         "final_scores": {} if best is None else dict(best["scores"]),
         "round_rewards": [r["best_reward"] for r in rounds],
+        "vetoes": [{"round": r["round"], **r["veto"]} for r in rounds if r.get("veto")],
         "prompts": [r["prompt"] for r in rounds],
         "rounds": len(rounds),
         "generations": len(candidates),

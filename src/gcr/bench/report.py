@@ -50,6 +50,7 @@ def build_summary(folder: BenchFolder) -> dict[str, Any]:
     records = folder.records("results")
     baselines = folder.records("baseline")
     figures = summarize_records(records, baselines, folder.sessions())
+    figures.update(_judge_summary(folder, records, baselines))
     return {
         "out_dir": str(folder.path),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -61,6 +62,27 @@ def build_summary(folder: BenchFolder) -> dict[str, Any]:
         "refine_settings": settings.get("refine"),
         **figures,
     }
+
+
+def _judge_summary(
+    folder: BenchFolder, records: Mapping[str, Mapping[str, Any]], baselines: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``judges`` (independent judges' figures) and ``veto`` (cross-judge veto counts), when there are any."""
+    from gcr.bench.judge_stats import judge_figures, veto_figures
+    from gcr.bench.judging import read_judgements
+
+    rows = sorted(
+        (r for r in records.values() if r.get("status") == "ok" and r.get("final_reward") is not None),
+        key=lambda r: r["id"],
+    )
+    out: dict[str, Any] = {}
+    judges = judge_figures(rows, baselines, read_judgements(folder))
+    if judges is not None:
+        out["judges"] = judges
+    veto = veto_figures(rows)
+    if veto is not None:
+        out["veto"] = veto
+    return out
 
 
 def write_bench_report(folder: BenchFolder) -> tuple[Path, Path]:
@@ -203,6 +225,11 @@ def render_html(
                 ]
             ),
         ]
+    if summary.get("judges") or summary.get("veto"):
+        from gcr.bench.judge_report import judges_html
+        from gcr.bench.judging import read_judgements
+
+        parts.append(judges_html(folder, summary, records, read_judgements(folder)))
     parts.append("<h2>Rounds and stopping</h2>")
     parts.append(
         _table(

@@ -28,7 +28,7 @@ app = typer.Typer(
 
 #: Modules under ``gcr.cli`` that add commands; each defines ``register(app)``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "train", "dev", "eval", "critique", "serve", "generate", "refine", "bench",
+    "train", "dev", "eval", "critique", "serve", "generate", "refine", "bench", "doctor", "demo",
 )
 
 
@@ -37,18 +37,35 @@ def _root(
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv: debug)."),
 ) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
-        force=True,
-    )
+    logging.basicConfig(level=level, handlers=[log_handler()], force=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())  # URL passwords never reach the screen
+    _drop_library_handlers()
     # Third-party libraries are chatty at INFO; keep them at WARNING unless -vv.
     if verbose < 2:
         for name in ("httpx", "httpcore", "openai", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def log_handler() -> logging.Handler:
+    """Where log records go: rich's handler in a terminal; elsewhere one plain line per record
+    (``WARNING: message``), never wrapped, padded or read as markup."""
+    if err_console.is_terminal:
+        return RichHandler(console=err_console, show_path=False, rich_tracebacks=False, markup=False)
+    handler = logging.StreamHandler(err_console.file)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    return handler
+
+
+def _drop_library_handlers() -> None:
+    """huggingface_hub gives its logger a stderr handler of its own *and* lets records propagate,
+    so every hub warning (each download retry) would print twice; keep only ours."""
+    import huggingface_hub.utils.logging  # noqa: F401 - importing it installs that handler
+
+    hub = logging.getLogger("huggingface_hub")
+    for handler in list(hub.handlers):
+        if type(handler) is logging.StreamHandler:
+            hub.removeHandler(handler)
 
 
 for _name in COMMAND_MODULES:
@@ -56,12 +73,22 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console-script entry: user-fixable errors become one red line and exit code 1."""
+    """Console-script entry: user-fixable errors become one red line and exit code 1.
+
+    When stderr is not a terminal, typer's own usage errors are printed the plain click way
+    (``Error: ...`` on one line) instead of in a panel laid out for 80 columns.
+    """
+    import typer.core
+
+    rich_errors = typer.core.HAS_RICH
+    typer.core.HAS_RICH = rich_errors and err_console.is_terminal
     try:
         app()
     except GCRError as exc:
         err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+        err_console.print(Text("interrupted", style="yellow"))
         sys.exit(130)
+    finally:
+        typer.core.HAS_RICH = rich_errors

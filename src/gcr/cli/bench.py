@@ -10,6 +10,10 @@
 
 Rerun the same command to continue an interrupted benchmark: finished prompts
 are skipped and unfinished ones resume from their checkpoints.
+
+Exit codes: 0 every prompt finished; 1 an error stopped the benchmark before or
+during the run (nothing is reported as done that was not); 3 the benchmark ran to
+the end but some prompts failed (listed in the report; rerun to retry).
 """
 
 from __future__ import annotations
@@ -23,19 +27,26 @@ from typing import Any
 
 import click
 import typer
+from rich.text import Text
 from typer.core import TyperGroup
 
-from gcr.cli.console import console, err_console
+from gcr.cli.console import console, err_console, plain
 from gcr.cli.refine import RUN_ONLY_OPTIONS, refine_command
 
-#: ``gcr refine`` parameters that make no sense for a batch (each prompt gets its own run folder).
+#: ``gcr bench`` exit codes (explained in ``gcr bench --help``, the module docstring and docs/bench.md).
+EXIT_OK, EXIT_ERROR, EXIT_FAILED_PROMPTS = 0, 1, 3
 
 
 class _DefaultRunGroup(TyperGroup):
-    """A group whose first argument, when it is not a subcommand, goes to ``run`` (``gcr bench FILE``)."""
+    """A group whose first argument, when it is not a subcommand, goes to ``run`` (``gcr bench FILE``).
+
+    ``gcr bench`` and ``gcr bench --help`` show the help of that main form, with every run flag.
+    """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+        if not args or args in (["--help"], ["-h"]):
+            args = ["run", "--help"]
+        elif args[0] not in self.commands:
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -72,13 +83,23 @@ def load_components(spec: Any, task: Any) -> Any:
 
 
 def run_command(**options: Any) -> None:
-    """Refine every prompt of PROMPTS (a file, a folder of edit cases, or builtin:NAME) and report."""
+    """Refine every prompt of PROMPTS (a file, a folder of edit cases, or builtin:NAME) and report.
+
+    Usage: gcr bench PROMPTS [OPTIONS] (or gcr bench run PROMPTS [OPTIONS]).
+
+    Every gcr refine flag below means what it means there. Rerun the same command to continue.
+
+    Also: gcr bench merge OUT (a report from a folder), gcr bench list-sets (built-in sets).
+
+    Exit codes: 0 every prompt finished; 1 an error stopped the benchmark; 3 it finished with failed prompts.
+    """
     from gcr.bench.pipeline import BenchSettings
     from gcr.bench.prompts import load_prompt_set
     from gcr.bench.results import BenchFolder
     from gcr.bench.shard import parse_shard, shard_from_env
 
     prompt_set = load_prompt_set(options.pop("prompts"))
+    judge_specs = list(options.get("judge") or [])
     shard = parse_shard(options["shard"]) if options["shard"] else shard_from_env()
     settings = BenchSettings(
         concurrency=options["concurrency"],
@@ -88,20 +109,26 @@ def run_command(**options: Any) -> None:
         shard=shard,
     )
     template = template_from_options(options)
+    judges = _load_judges(judge_specs, prompt_set.task)  # a bad judge fails now, not after the benchmark
     folder = BenchFolder(options["out"] or default_out(prompt_set.name, template.generator))
     quiet = options["as_json"] or shard.local_rank != 0
     if not quiet:
         scope = len(prompt_set.head(settings.limit))
         where = f" · shard {shard.rank + 1} of {shard.world_size}" if shard.sharded else ""
         err_console.print(
-            f"[bold]{prompt_set.name}[/] · {scope} of {len(prompt_set)} prompts · {prompt_set.task.value}"
-            f"{where} · results in {folder.path}",
+            plain(
+                (prompt_set.name, "bold"),
+                f" · {scope} of {len(prompt_set)} prompts · {prompt_set.task.value}{where} · results in "
+                f"{folder.path}",
+            ),
             highlight=False,
         )
     from gcr.cli.bench_view import BenchProgress
 
     progress = BenchProgress(err_console, disable=quiet)
     outcome = asyncio.run(_run(prompt_set, template, folder, settings, progress))
+    if judge_specs:
+        _judge(folder, judges, judge_specs, [c.id for c in outcome.shard_cases], shard, template, quiet=quiet)
     if not (outcome.complete or not shard.sharded):
         finished = len(folder.records("results"))
         err_console.print(
@@ -109,12 +136,40 @@ def run_command(**options: Any) -> None:
             f"The last shard to finish writes the report (or run: gcr bench merge {folder.path})",
             highlight=False,
         )
+        if outcome.failed:
+            raise typer.Exit(EXIT_FAILED_PROMPTS)
         return
-    _report(folder, as_json=options["as_json"])
+    summary, report_path = _report(folder, as_json=options["as_json"])
+    failed = _failed(summary)
+    err_console.print(_summary_line(summary, failed, report_path), highlight=False)
+    if failed:
+        raise typer.Exit(EXIT_FAILED_PROMPTS)
+
+
+def _failed(summary: dict[str, Any]) -> int:
+    counts = summary["counts"]
+    return int(counts.get("failed") or 0) + int(counts.get("baseline_failed") or 0)
+
+
+def _summary_line(summary: dict[str, Any], failed: int, report: Path) -> Text:
+    """The last line of a benchmark: what finished, what failed, where the report is."""
+    text = f"bench: {summary['counts']['finished']} prompt(s) finished"
+    if not failed:
+        return plain((f"{text}, none failed; report: {report}", "green"))
+    return plain(
+        (f"{text}, {failed} run(s) failed", "yellow"),
+        f" (exit code {EXIT_FAILED_PROMPTS}; rerun the same command to retry them); report: {report}",
+    )
 
 
 async def _run(prompt_set: Any, template: Any, folder: Any, settings: Any, progress: Any) -> Any:
     from gcr.bench.pipeline import run_bench
+
+    started: list[bool] = []
+
+    def on_start(runs: int, reused: int) -> None:
+        started.append(True)
+        progress.on_start(runs, reused)
 
     with progress:
         try:
@@ -124,18 +179,72 @@ async def _run(prompt_set: Any, template: Any, folder: Any, settings: Any, progr
                 str(folder.path),
                 settings,
                 load=load_components,
-                on_start=progress.on_start,
+                on_start=on_start,
                 on_result=progress.on_result,
                 on_event=progress.on_event,
             )
         except BaseException:
-            progress.console.print(
-                "[yellow]finished prompts are saved; rerun the same command to continue[/]", highlight=False
-            )
+            if started:  # the models loaded and work began; a load error has nothing to continue
+                progress.console.print(
+                    plain(("finished prompts are saved; rerun the same command to continue", "yellow"))
+                )
             raise
 
 
-def _report(folder: Any, *, as_json: bool) -> None:
+def _load_judges(specs: list[str], task: Any) -> list[Any]:
+    from gcr.errors import InputError
+    from gcr.judges.base import check_judge_task
+    from gcr.judges.registry import load_judge
+
+    judges = [load_judge(s) for s in specs]
+    for judge in judges:
+        check_judge_task(judge, task)
+    identities = [j.identity for j in judges]
+    if len(set(identities)) != len(identities):
+        raise InputError("the same --judge is given twice; give each judge once")
+    return judges
+
+
+def _judge(
+    folder: Any, judges: list[Any], specs: list[str], case_ids: list[str], shard: Any, template: Any, *,
+    quiet: bool,
+) -> None:
+    """Re-score this shard's round-0, final and baseline images with every --judge (see gcr.bench.judging)."""
+    from gcr.bench.judging import judge_bench
+
+    cache = None
+    if template.use_cache:
+        from gcr.agent.cache import ArtifactCache
+
+        cache = str(ArtifactCache(template.cache_dir).root)
+
+    async def go() -> Any:
+        try:
+            return await judge_bench(
+                folder, judges, specs=specs, case_ids=case_ids, shard=shard, cache_dir=cache
+            )
+        finally:
+            for j in judges:
+                close = getattr(j, "aclose", None)
+                if close is not None:
+                    await close()
+
+    if quiet:
+        outcome = asyncio.run(go())
+    else:
+        with err_console.status(f"judging {len(case_ids)} prompt(s) with {len(judges)} judge(s) ..."):
+            outcome = asyncio.run(go())
+    if outcome.failed and not quiet:
+        err_console.print(
+            plain((
+                f"{outcome.failed} judgement(s) failed and are left out of the figures; rerun the same "
+                "command to retry them", "yellow",
+            )),
+            highlight=False,
+        )
+
+
+def _report(folder: Any, *, as_json: bool) -> tuple[dict[str, Any], Path]:
     from gcr.bench.report import write_bench_report
     from gcr.cli.bench_view import render_summary
 
@@ -143,8 +252,9 @@ def _report(folder: Any, *, as_json: bool) -> None:
     summary = json.loads(summary_path.read_text("utf-8"))
     if as_json:
         console.out(json.dumps(summary, indent=2, ensure_ascii=False), highlight=False)
-        return
-    render_summary(console, summary, report_path)
+    else:
+        render_summary(console, summary, report_path)
+    return summary, report_path
 
 
 def merge_command(
@@ -187,7 +297,8 @@ def _bench_parameters() -> list[inspect.Parameter]:
         "prompts",
         typer.Argument(
             ...,
-            help="Prompt set: .jsonl/.json/.csv/.parquet/.txt file, a folder of edit cases, or builtin:NAME.",
+            help="Prompt set: .jsonl/.json/.csv/.parquet/.txt file, a folder of edit cases, builtin:NAME, "
+            "or a standard benchmark as NAME:PATH (geneval, dpg, t2icompbench, gedit[-en|-cn], imgedit).",
             show_default=False,
         ),
         str,
@@ -251,6 +362,10 @@ run_command.__signature__ = inspect.Signature(_bench_parameters())  # type: igno
 bench_app.command("run")(run_command)
 bench_app.command("merge")(merge_command)
 bench_app.command("list-sets")(list_sets_command)
+
+from gcr.cli.bench_export import register_export  # noqa: E402  (gcr bench export, in its own module)
+
+register_export(bench_app)
 
 
 def register(app: typer.Typer) -> None:

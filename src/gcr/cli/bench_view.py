@@ -17,6 +17,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from gcr.cli.console import plain
+
 _SHORT = {
     "text_faithfulness": "text faithfulness",
     "image_faithfulness": "image faithfulness",
@@ -26,9 +28,14 @@ _SHORT = {
 
 
 class BenchProgress:
-    """One bar over the runs to do (refine runs, plus baselines), with live image and critique counts."""
+    """One bar over the runs to do (refine runs, plus baselines), with live image and critique counts.
+
+    When the console is not a terminal there is no bar (it cannot redraw): each finished
+    run is printed as one plain line instead.
+    """
 
     def __init__(self, console: Console, *, disable: bool = False) -> None:
+        self.lines = not disable and not console.is_terminal
         self.progress = Progress(
             TextColumn("[bold]bench"),
             BarColumn(),
@@ -39,11 +46,12 @@ class BenchProgress:
             TimeRemainingColumn(),
             TextColumn("{task.fields[status]}"),
             console=console,
-            disable=disable,
+            disable=disable or self.lines,
             transient=False,
         )
         self.task = self.progress.add_task("bench", total=None, status="loading models ...")
         self.tally = {"ok": 0, "failed": 0, "images": 0, "critiques": 0}
+        self.runs = 0
 
     @property
     def console(self) -> Console:
@@ -57,16 +65,24 @@ class BenchProgress:
         self.progress.stop()
 
     def on_start(self, runs: int, reused: int) -> None:
-        self.progress.update(self.task, total=runs, status="loading models ..." if runs else "")
+        self.runs = runs
+        self.progress.update(self.task, total=runs, status="models loaded" if runs else "")
         if reused:
             self.console.print(f"resuming: {reused} prompt(s) already finished, {runs} run(s) to go")
 
     def on_result(self, kind: str, record: dict[str, Any]) -> None:
         self.tally["ok" if record.get("status") == "ok" else "failed"] += 1
+        done = self.tally["ok"] + self.tally["failed"]
         if record.get("status") != "ok":
             error = record.get("error") or {}
             self.console.print(
-                f"[red]failed[/] {record['id']}: {error.get('type')}: {error.get('message')}", highlight=False
+                plain(("failed ", "red"), f"{record['id']}: {error.get('type')}: {error.get('message')}"),
+                highlight=False,
+            )
+        elif self.lines:
+            what = "best-of-n baseline" if kind == "baseline" else "refined"
+            self.console.print(
+                plain(f"[{done}/{self.runs}] {what} {record['id']}: {_change(record)}"), highlight=False
             )
         self.progress.update(self.task, advance=1, status=self._status())
 
@@ -83,6 +99,18 @@ class BenchProgress:
         t = self.tally
         text = f"[green]{t['ok']} done[/] · {t['images']} images · {t['critiques']} critiques"
         return text + (f" · [red]{t['failed']} failed[/]" if t["failed"] else "")
+
+
+def _reward(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _change(record: dict[str, Any]) -> str:
+    """One finished run in a few words: the reward change of a refine run, the best of a baseline."""
+    if "best_reward" in record:
+        return f"best reward {_reward(record['best_reward'])} of {record.get('generations')} image(s)"
+    start, final = record.get("initial_reward"), record.get("final_reward")
+    return f"reward {_reward(start)} → {_reward(final)} in {record.get('rounds')} round(s)"
 
 
 def _ci(figure: dict[str, Any] | None) -> str:
@@ -153,5 +181,10 @@ def render_summary(console: Console, summary: dict[str, Any], report: Path) -> N
                 _ci(d["delta"]),
             )
         console.print(per_dim)
+    from gcr.cli.judges_view import render_judges
+
+    render_judges(console, summary)
     if counts["failed"]:
-        console.print(f"[yellow]{counts['failed']} prompt(s) failed; rerun the same command to retry them[/]")
+        console.print(
+            plain((f"{counts['failed']} prompt(s) failed; rerun the same command to retry them", "yellow"))
+        )

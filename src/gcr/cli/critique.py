@@ -6,11 +6,10 @@ import asyncio
 from pathlib import Path
 
 import typer
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from gcr.cli.console import console, err_console
+from gcr.cli.console import console, err_console, panel, plain
 from gcr.critic.defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S
 from gcr.critic.schema import Critique, PairwiseCritique, Task
 from gcr.errors import InputError
@@ -71,7 +70,12 @@ def critique_command(
     mode = "pairwise" if other is not None else "pointwise"
 
     local = critic is None or not is_server_url(critic)
-    with err_console.status("loading the critic ..." if local else f"connecting to {critic} ..."):
+    if critic is None:  # the released 8B checkpoint: refuse before downloading what cannot run here
+        from gcr import doctor
+
+        plan = doctor.DefaultsPlan(resolved, None, doctor.default_critic_model(resolved), device=device)
+        doctor.check_default_models(plan, probe=doctor.probe_hub)
+    with err_console.status(Text("loading the critic ..." if local else f"connecting to {critic} ...")):
         loaded = load_critic(
             critic,
             model=model,
@@ -90,7 +94,7 @@ def critique_command(
                 return await loaded.acompare(prompt, candidate, other, sources=sources, task=resolved)
             return await loaded.acritique(prompt, candidate, sources=sources, task=resolved)
 
-    with err_console.status(f"critiquing with {loaded.model_id} ..."):
+    with err_console.status(Text(f"critiquing with {loaded.model_id} ...")):
         result = asyncio.run(ask())
 
     if as_json:
@@ -120,7 +124,7 @@ def _show_pointwise(critique: Critique, image: Path, model_id: str, reward) -> N
     if critique.refinement_comments:
         console.print(Text.assemble(("Refinement comments: ", "bold"), critique.refinement_comments))
     if critique.refined_request:
-        console.print(Panel(critique.refined_request, title="Refined request", title_align="left"))
+        console.print(panel(critique.refined_request, title="Refined request", title_align="left"))
     _show_warnings(critique.warnings, critique.truncated)
 
 
@@ -151,9 +155,9 @@ def _show_pairwise(result: PairwiseCritique, image: Path, against: Path | None, 
 
 def _show_warnings(warnings: list[str], truncated: bool) -> None:
     if truncated:
-        err_console.print("[yellow]the answer was cut off; raise --max-tokens to get it whole[/]")
+        err_console.print(plain(("the answer was cut off; raise --max-tokens to get it whole", "yellow")))
     for w in warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err_console.print(plain(("warning: ", "yellow"), w), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from gcr.cli.console import console, err_console
 from gcr.errors import InputError
 
 dev_app = typer.Typer(
     name="dev",
-    help="Developer tools: tiny random models for tests and offline experiments.",
+    help="Developer tools: tiny random models and a scripted critic server for tests and offline runs.",
     no_args_is_help=True,
 )
 
@@ -84,12 +85,46 @@ def make_tiny(
     table.add_column("seconds", justify="right")
     for kind in kinds:
         target = directory / kind
-        with err_console.status(f"building tiny {kind} ..."):
+        with err_console.status(Text(f"building tiny {kind} ...")):
             start = time.perf_counter()
             built = _build(kind, target, seed)
             elapsed = time.perf_counter() - start
         table.add_row(kind, str(built), f"{saved_parameter_count(built):,}", f"{elapsed:.1f}")
     console.print(table)
+
+
+@dev_app.command("mock-critic")
+def mock_critic(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on (0: any free port)."),
+) -> None:
+    """Serve a scripted critic (not a model) behind an OpenAI-compatible API, until Ctrl-C.
+
+    Its answers follow the RationalRewards critique layout, so gcr reads them as it
+    reads a real critic's; its scores follow fixed rules: each new image of a request
+    is taken to follow one more round of its advice and gains one wanted detail
+    (soft morning light, sharp focus, balanced composition, fine texture), plus a small
+    jitter picked by the image's pixels. See gcr.dev.mock_critic for the full rules.
+    """
+    from gcr.dev.mock_critic import MODEL_NAME, MockCriticServer
+
+    try:
+        server = MockCriticServer(host, port)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
+    console.print(
+        Text.assemble(
+            ("scripted mock critic ready: ", "bold green"), f"--critic {server.url} --model {MODEL_NAME}"
+        ),
+        highlight=False,
+    )
+    err_console.print(Text("scores follow fixed rules, not the image; serving until Ctrl-C", style="dim"))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 def register(app: typer.Typer) -> None:

@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gcr.cli.console import console, err_console
+from gcr.cli.console import console, err_console, plain
 
 if TYPE_CHECKING:
     from gcr.bench.eval import EvalDataset, EvalOutcome, EvalSettings
@@ -75,6 +75,12 @@ def eval_command(
         help="pairwise: both candidates in one request (the released model's native mode); "
         "pointwise: critique each candidate alone and compare the score sums.",
     ),
+    both_orders: bool = typer.Option(
+        False,
+        "--both-orders",
+        help="Judge every pair as (A, B) and as (B, A) and average the two (MMRB2's position-bias "
+        "control; pairwise mode); reports how often the verdict flips with the order.",
+    ),
     concurrency: int = typer.Option(16, "--concurrency", min=1, help="Pairs judged at the same time."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N rows of the dataset."),
     tie_tolerance: float = typer.Option(
@@ -94,7 +100,7 @@ def eval_command(
     from gcr.critic.backends.base import SamplingParams
 
     ds = open_dataset(dataset, layout=layout, split=split)
-    settings = EvalSettings(mode=mode.value, concurrency=concurrency, limit=limit)
+    settings = EvalSettings(mode=mode.value, concurrency=concurrency, limit=limit, both_orders=both_orders)
     requests_in_flight = concurrency * (2 if settings.mode == "pointwise" else 1)
     critic_obj = load_critic(
         critic,
@@ -108,8 +114,13 @@ def eval_command(
     if not json_output:
         how = "detected" if ds.detected else "given"
         err_console.print(
-            f"[bold]{ds.layout.title}[/] ({ds.layout.name}, {how}) · {len(ds)} rows · "
-            f"critic [cyan]{critic_id}[/] · {settings.mode} · results in {out_dir}"
+            plain(
+                (ds.layout.title, "bold"),
+                f" ({ds.layout.name}, {how}) · {len(ds)} rows · critic ",
+                (critic_id, "cyan"),
+                f" · {settings.mode} · results in {out_dir}",
+            ),
+            highlight=False,
         )
     outcome = asyncio.run(_run(ds, critic_obj, out_dir, settings, critic_id, show_progress=not json_output))
     summary = summarize(outcome, ds, settings, tie_tolerance=tie_tolerance, critic=critic_id)
@@ -202,6 +213,15 @@ def render_summary(summary: dict[str, Any]) -> None:
     by_type = ", ".join(f"{k}: {v}" for k, v in summary["failures"]["by_type"].items())
     details.add_row("failed (not in accuracy)", f"{failed}" + (f" ({by_type})" if by_type else ""))
     details.add_row("unknown labels (skipped)", str(counts["unknown_labels"]))
+    agreement = summary.get("order_agreement")
+    if agreement is not None:
+        flips = f"{agreement['flips']} of {agreement['pairs']} pairs"
+        if agreement["flip_rate"] is not None:
+            flips += f" ({100 * agreement['flip_rate']:.1f}%)"
+        details.add_row("order flips (AB vs BA)", flips)
+        names = {"accuracy_ab": "AB", "accuracy_ba": "BA", "accuracy_per_judgement": "per judgement"}
+        per_order = ", ".join(f"{name} {format_accuracy(agreement[key])}" for key, name in names.items())
+        details.add_row("accuracy per order", per_order)
     if counts["not_judged"]:
         details.add_row("not judged yet", f"{counts['not_judged']} (rerun to continue)")
     details.add_row(
@@ -214,7 +234,7 @@ def render_summary(summary: dict[str, Any]) -> None:
         line = Text.assemble(("failed ", "red"), f"{example['id']}: {example['type']}: {example['message']}")
         console.print(line, highlight=False)
     if failed:
-        console.print("[yellow]rerun the same command to retry the failed pairs[/]")
+        console.print(plain(("rerun the same command to retry the failed pairs", "yellow")))
 
     if summary["by_category"]:
         cats = Table(title="By category", title_justify="left")

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from gcr.cli.console import console, err_console
 from gcr.errors import ConfigError, InputError
@@ -125,14 +126,14 @@ def generate(
         "api_key_env": api_key_env,
     }
     options = _generator_options(generator, {k: v for k, v in set_options.items() if v is not None}, sources)
-    with err_console.status(f"loading {model} (the first use may download weights) ..."):
+    with err_console.status(Text(f"loading {model} (the first use may download weights) ...")):
         gen = create_generator(generator, model, **options)
         if hasattr(gen, "load"):
             gen.load()
 
     started = time.perf_counter()
     with Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from gcr.cli.console import console, err_console
+from gcr.cli.console import console, err_console, plain
 from gcr.errors import GCRError, InputError, RunError
 
 #: Options of :func:`refine_command` that describe one run, not the refine settings.
@@ -23,6 +23,21 @@ def refine_settings(values: dict[str, Any]) -> dict[str, Any]:
     """The refine settings among ``refine_command``'s parameter values (the per-run ones dropped)."""
     names = inspect.signature(refine_command).parameters
     return {name: values[name] for name in names if name not in RUN_ONLY_OPTIONS}
+
+
+def veto_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """``veto_judge``/``veto_drop`` run settings from the flags, the judge specs checked before loading."""
+    from gcr.judges.base import parse_judge_spec
+
+    for spec in options.get("judge") or []:
+        parse_judge_spec(spec)
+    judge, drop = options.get("veto_judge"), options.get("veto_drop")
+    if judge is None:
+        if drop is not None:
+            raise InputError("--veto-drop needs --veto-judge (the judge whose score may not drop)")
+        return {}
+    parse_judge_spec(judge)
+    return {"veto_judge": judge, "veto_drop": 0.0 if drop is None else drop}
 
 
 def run_spec_from_options(
@@ -73,6 +88,7 @@ def run_spec_from_options(
             "negative_prompt": options["negative"],
             "interactive": interactive,
             "write_report": not options["no_report"],
+            **veto_settings(options),
         },
         generator=options["generator"],
         generator_kind=options["generator_kind"],
@@ -140,6 +156,23 @@ def refine_command(
     device: str | None = typer.Option(None, "--device", help="Generator device (auto, cpu, cuda, mps)."),
     dtype: str | None = typer.Option(None, "--dtype", help="Generator dtype (auto, float32, bfloat16)."),
     offload: bool = typer.Option(False, "--offload", help="Model CPU offload for the generator."),
+    judge: list[str] = typer.Option(
+        [],
+        "--judge",
+        help="Independent judge (KIND:TARGET,..., see docs/judges.md) that re-scores the round-0 and final "
+        "best images; repeatable.",
+    ),
+    veto_judge: str | None = typer.Option(
+        None,
+        "--veto-judge",
+        help="Judge spec of the cross-judge veto: a new best is kept only if this judge does not fall by "
+        "more than --veto-drop.",
+    ),
+    veto_drop: float | None = typer.Option(
+        None,
+        "--veto-drop",
+        help="Largest fall (0-1) of the veto judge's score a new best may show (default 0).",
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Run folder to create (default: a new folder under ./gcr-runs)."
     ),
@@ -183,7 +216,8 @@ def refine_command(
             interactive=interactive,
         )
         folder = RunFolder(out if out is not None else _default_run_dir(prompt))
-    _run(folder, spec, resume=resume is not None, as_json=as_json)
+    extra = {"judges": list(judge)} if judge else {}
+    _run(folder, spec, resume=resume is not None, as_json=as_json, **extra)
 
 
 def _default_run_dir(prompt: str) -> Path:
@@ -199,7 +233,7 @@ def load_components(spec: Any) -> Any:
     return load(spec)
 
 
-def _run(folder: Any, spec: Any, *, resume: bool, as_json: bool) -> None:
+def _run(folder: Any, spec: Any, *, resume: bool, as_json: bool, judges: list[str] | None = None) -> None:
     from gcr.agent.graph import build_graph
     from gcr.agent.runner import run_refine
     from gcr.cli.refine_view import RoundTable, ask_review
@@ -241,11 +275,14 @@ def _run(folder: Any, spec: Any, *, resume: bool, as_json: bool) -> None:
     except (GCRError, KeyboardInterrupt) as exc:
         if folder.file(folder.CHECKPOINTS).exists() and not isinstance(exc, RunError):
             err_console.print(
-                f"[yellow]the run is saved; continue it with:[/] gcr refine --resume {folder.path}",
+                plain(
+                    ("the run is saved; continue it with: ", "yellow"), f"gcr refine --resume {folder.path}"
+                ),
                 highlight=False,
             )
         raise
-    _finish(outcome.values, as_json)
+    verdicts = _judge(folder, spec, outcome.values, judges or [])
+    _finish(outcome.values, as_json, verdicts)
 
 
 def _check_new_run_folder(folder: Any) -> None:
@@ -259,8 +296,43 @@ def _check_new_run_folder(folder: Any) -> None:
         raise RunError(f"{path} is not empty and holds no gcr run: give --out a new (or empty) folder")
 
 
-def _finish(values: dict[str, Any], as_json: bool) -> None:
+def _judge(folder: Any, spec: Any, values: dict[str, Any], specs: list[str]) -> list[dict[str, Any]] | None:
+    """Re-score the round-0 and final best images with the --judge judges; saved as judges.json."""
+    if not specs:
+        return None
+    from gcr.judges.compare import judge_run
+    from gcr.judges.registry import load_judge
+
+    judges = [load_judge(s) for s in specs]
+
+    async def go() -> list[dict[str, Any]]:
+        try:
+            return await judge_run(values, judges, specs=specs, cache_dir=_cache_root(spec))
+        finally:
+            for j in judges:
+                close = getattr(j, "aclose", None)
+                if close is not None:
+                    await close()
+
+    with err_console.status("judging the round-0 and final images ..."):
+        verdicts = asyncio.run(go())
+    path = folder.path / "judges.json"
+    path.write_text(json.dumps(verdicts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return verdicts
+
+
+def _cache_root(spec: Any) -> str | None:
+    if not spec.use_cache:
+        return None
+    from gcr.agent.cache import ArtifactCache
+
+    return str(ArtifactCache(spec.cache_dir).root)
+
+
+def _finish(values: dict[str, Any], as_json: bool, verdicts: list[dict[str, Any]] | None = None) -> None:
     summary = values.get("summary") or {}
+    if verdicts is not None:
+        summary = {**summary, "judges": verdicts}
     if as_json:
         console.out(json.dumps(summary, indent=2, ensure_ascii=False), highlight=False)
         return
@@ -271,12 +343,24 @@ def _finish(values: dict[str, Any], as_json: bool) -> None:
             f"{summary['rounds']} round(s); report: {Path(summary['run_dir']) / 'report.html'}",
             highlight=False,
         )
+    for v in verdicts or []:
+        err_console.print(Text(_verdict_line(v)), soft_wrap=True)
     if best is None:
         raise RunError("the run ended without a scored image")
     err_console.print(
         Text.assemble(("best image", "bold"), f" (round {best['round']}, reward {best['reward']:.3f}):")
     )
     console.print(best["image"], highlight=False, soft_wrap=True)
+
+
+def _verdict_line(v: dict[str, Any]) -> str:
+    before, after = v["initial"].get("score"), v["final"].get("score")
+    if before is None or after is None:
+        failed = v["initial"] if before is None else v["final"]
+        return f"judge {v['spec']}: failed ({failed['error'].get('type')}: {failed['error'].get('message')})"
+    flag = "  suspected reward hacking (critic up, judge down)" if v["suspected_reward_hacking"] else ""
+    gains = f"{after - before:+.3f}; critic {v['critic_gain']:+.3f}"
+    return f"judge {v['spec']}: {before:.3f} → {after:.3f} ({gains}){flag}"
 
 
 def register(app: typer.Typer) -> None:

@@ -6,11 +6,11 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
 
+from gcr.cli.console import panel
 from gcr.errors import InputError
 
 _SHORT = {
@@ -22,7 +22,12 @@ _SHORT = {
 
 
 class RoundTable:
-    """Keeps one row per round up to date from the graph's stream events."""
+    """Keeps one row per round up to date from the graph's stream events.
+
+    In a terminal the rows are a live table. When the console is not a terminal (a
+    pipe, a log file) a live table cannot redraw, so each finished step is printed
+    instead as one plain line, and nothing is drawn when the run ends.
+    """
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -30,9 +35,19 @@ class RoundTable:
         self.header = ""
         self.footer: Text | None = None
         self.live: Live | None = None
+        self.lines = not console.is_terminal
 
     # -- event intake ----------------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
+        self._update(event)
+        if self.lines:
+            line = self.line(event)
+            if line is not None:
+                self.console.print(line, highlight=False)
+        elif self.live is not None:
+            self.live.update(self.render())
+
+    def _update(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "run_started":
             self.header = (
@@ -68,8 +83,27 @@ class RoundTable:
             self._row(event["round"])["note"] = f"reviewed: {event['action']}"
         elif kind == "stopped":
             self.footer = Text.assemble(("stopped: ", "bold"), f"{event['reason']} — {event['detail']}")
-        if self.live is not None:
-            self.live.update(self.render())
+
+    def line(self, event: dict[str, Any]) -> Text | None:
+        """The one-line account of ``event`` printed when the console is not a terminal."""
+        kind = event["type"]
+        if kind == "run_started":
+            return Text(self.header)
+        if kind == "round_started":
+            count = len(event["seeds"])
+            return Text(f"round {event['round']}: generating {count} image(s) for: {event['prompt']}")
+        if kind == "round_finished":
+            row = self.rows[event["round"]]
+            mark = " (new best)" if row["new_best"] else ""
+            return Text(
+                f"round {event['round']} done: rewards {_rewards(row['rewards'])} · best {row['best']:.3f}"
+                f"{mark} · {_scores(row['scores'])} · {row['seconds']:.1f} s"
+            )
+        if kind in ("refined", "reviewed"):
+            return Text(f"round {event['round']}: {self.rows[event['round']]['note']}")
+        if kind == "stopped":
+            return self.footer
+        return None
 
     def preload(self, trajectory: list[dict[str, Any]]) -> None:
         """Show the rounds a resumed run already finished (lines of trajectory.jsonl)."""
@@ -101,13 +135,11 @@ class RoundTable:
             row = self.rows[index]
             if row.get("status") != "done":
                 status = f"{row.get('status', '')} {row.get('done', 0)}/{row.get('total', 0)}"
-                table.add_row(str(index), row["prompt"], status, "", "", "")
+                table.add_row(str(index), Text(row["prompt"]), status, "", "", "")
                 continue
-            rewards = " ".join("skip" if r is None else f"{r:.3f}" for r in row["rewards"])
+            rewards = _rewards(row["rewards"])
             best = Text(f"{row['best']:.3f}", style="bold green" if row["new_best"] else "")
-            scores = " ".join(
-                f"{_SHORT.get(k, k)} {'N/A' if v is None else f'{v:g}'}" for k, v in row["scores"].items()
-            )
+            scores = _scores(row["scores"])
             prompt = Text(row["prompt"])
             if row.get("note"):
                 prompt.append(f"\n{row['note']}", style="dim")
@@ -118,6 +150,8 @@ class RoundTable:
         return Group(*parts)
 
     def __enter__(self) -> RoundTable:
+        if self.lines:
+            return self
         self.live = Live(self.render(), console=self.console, refresh_per_second=4, transient=False)
         self.live.__enter__()
         return self
@@ -127,6 +161,14 @@ class RoundTable:
             self.live.update(self.render())
             self.live.__exit__(None, None, None)
             self.live = None
+
+
+def _rewards(rewards: list[float | None]) -> str:
+    return " ".join("skip" if r is None else f"{r:.3f}" for r in rewards)
+
+
+def _scores(scores: dict[str, float | None]) -> str:
+    return " ".join(f"{_SHORT.get(k, k)} {'N/A' if v is None else f'{v:g}'}" for k, v in scores.items())
 
 
 def prompt_diff_text(before: str, after: str) -> Text:
@@ -157,10 +199,10 @@ def ask_review(console: Console, table: RoundTable | None, request: dict[str, An
             ),
             *([Text("this prompt was already tried", style="yellow")] if not request["is_new"] else []),
         )
-        console.print(Panel(body, title=f"review after round {request['round']}", title_align="left"))
+        console.print(panel(body, title=f"review after round {request['round']}", title_align="left"))
         try:
             choice = Prompt.ask(
-                "[a]ccept, [e]dit or [r]eject", choices=["a", "e", "r"], default="a", console=console
+                Text("[a]ccept, [e]dit or [r]eject"), choices=["a", "e", "r"], default="a", console=console
             )
             if choice == "e":
                 text = Prompt.ask("new prompt", default=request["next_prompt"], console=console)

@@ -6,6 +6,9 @@ and shows what happens.
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import typer
 from rich.text import Text
 
@@ -21,7 +24,7 @@ from gcr.critic.schema import Task
 
 serve_app = typer.Typer(
     name="serve",
-    help="Serve models behind OpenAI-compatible HTTP APIs.",
+    help="Serve the critic behind an OpenAI-compatible API, or gcr itself to MCP clients.",
     no_args_is_help=True,
 )
 
@@ -60,6 +63,12 @@ def critic_command(
     ),
     device: str | None = typer.Option(None, "--device", help="transformers server device (cpu, cuda)."),
     dtype: str | None = typer.Option(None, "--dtype", help="Model dtype, e.g. bfloat16 or float32."),
+    local_media: Path | None = typer.Option(
+        None,
+        "--local-media",
+        help="Folder (e.g. where your runs go) the server may read images from by file:// URL (vLLM); "
+        "clients on this machine then send images under it by path, not by bytes.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the server command and exit."),
     ready_timeout: float = typer.Option(
         900.0, "--ready-timeout", help="Seconds to wait for the server to answer before giving up."
@@ -69,7 +78,15 @@ def critic_command(
 
     Arguments after the options (or after --) go to the server command unchanged.
     """
-    from gcr.critic.serving import CriticServer, ServeConfig, build_command, format_command
+    from gcr.critic.serving import (
+        CriticServer,
+        ServeConfig,
+        build_command,
+        check_backend_available,
+        client_image_settings,
+        format_command,
+    )
+    from gcr.errors import GCRError
 
     config = ServeConfig(
         model=model or default_critic_model(Task.parse(task)),
@@ -85,19 +102,27 @@ def critic_command(
         gpu_memory_utilization=gpu_memory_utilization,
         device=device,
         dtype=dtype,
+        local_media_root=local_media,
         extra_args=tuple(ctx.args),
     )
     if dry_run:
+        try:
+            check_backend_available(config)
+        except GCRError as exc:  # the command is still printed: it may be meant for another machine
+            err_console.print(Text.assemble(("note: ", "yellow"), f"{exc}"), highlight=False)
         console.out(format_command(build_command(config)), highlight=False)
         return
 
+    check_backend_available(config)  # a missing server program is said before any command is shown
     server = CriticServer(config)
     err_console.print(Text.assemble(("starting: ", "bold"), format_command(server.command)), highlight=False)
     server.start()
     try:
         waiting = f"waiting for the critic server at {server.url} ..."
-        with err_console.status(waiting) as status:
-            server.wait_ready(timeout=ready_timeout, on_wait=lambda s: status.update(f"{waiting} {s:.0f}s"))
+        with err_console.status(Text(waiting)) as status:
+            server.wait_ready(
+                timeout=ready_timeout, on_wait=lambda s: status.update(Text(f"{waiting} {s:.0f}s"))
+            )
     except BaseException:
         server.stop(grace=10.0)
         raise
@@ -108,11 +133,25 @@ def critic_command(
         ),
         highlight=False,
     )
-    err_console.print("[dim]serving until Ctrl-C[/]")
+    settings = client_image_settings(config)
+    if settings:
+        lines = " ".join(f"{k}={shlex.quote(v)}" for k, v in settings.items())
+        err_console.print(
+            Text.assemble(
+                "this server applies the pixel budget itself; for the fastest image transport set ",
+                (f"export {lines}", "bold"),
+                " in the shell that runs gcr",
+            ),
+            highlight=False,
+        )
+    err_console.print(Text("serving until Ctrl-C", style="dim"))
     code = server.wait()
     if code not in (0, -2, -15, 130, 143):
         raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
+    from gcr.cli.serve_mcp import mcp_command
+
+    serve_app.command("mcp")(mcp_command)
     app.add_typer(serve_app, name="serve")

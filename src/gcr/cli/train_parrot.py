@@ -31,7 +31,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gcr.cli.console import console, err_console
+from gcr.cli.console import console, err_console, plain
 from gcr.training.parrot.pipeline import ParrotSettings
 from gcr.training.sft.config import SFTRunConfig
 
@@ -115,7 +115,12 @@ def _progress(label: str, show: bool):
     if not show:
         yield None
         return
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}", style="bold", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task(label, total=None)
 
@@ -140,7 +145,7 @@ def _kv_table(title: str, rows: Iterable[tuple[str, Any]]) -> Table:
 
 def _problems(problems: list[str], limit: int = 20) -> None:
     for line in problems[:limit]:
-        console.print(f"  [red]✗[/] {line}", highlight=False)
+        console.print(plain("  ", ("✗", "red"), f" {line}"), highlight=False)
     if len(problems) > limit:
         console.print(f"  … and {len(problems) - limit} more (use --json for all)")
 
@@ -274,7 +279,7 @@ def _show(title: str, data: dict[str, Any], json_output: bool) -> None:
         items = data.get(key)
         if items:
             lines = [f"{k}: {v}" for k, v in items.items()] if isinstance(items, dict) else list(items)
-            console.print(f"[bold]{key.replace('_', ' ')}[/]")
+            console.print(plain((key.replace("_", " "), "bold")))
             _problems(lines, limit=10)
 
 
@@ -364,7 +369,11 @@ def _run_all(
         return
     for phase in ("anchor", "filter", "project"):
         _show(phase, data[phase], False)
-    console.print(f"SFT dataset written to [bold]{data['dataset']['out']}[/]: {data['dataset']['counts']}")
+    console.print(
+        plain(
+            "SFT dataset written to ", (str(data["dataset"]["out"]), "bold"), f": {data['dataset']['counts']}"
+        )
+    )
 
 
 _PREFS = _fixed(
@@ -409,7 +418,9 @@ def _sft(*, config: Path | None = None, dry_run: bool = False, **flags: Any) -> 
         return
     from gcr.training.sft.trainer import run_sft
 
-    err_console.print(f"training [bold]{settings.model}[/] ({settings.finetune}) on {settings.dataset}")
+    err_console.print(
+        plain("training ", (str(settings.model), "bold"), f" ({settings.finetune}) on {settings.dataset}")
+    )
     result = run_sft(settings).to_dict()
     rows = [
         ("model folder", result["output_dir"]),
@@ -428,7 +439,7 @@ def _sft(*, config: Path | None = None, dry_run: bool = False, **flags: Any) -> 
         rows.append(("val pairwise accuracy", "n/a" if acc is None else f"{acc:.1%}"))
         rows.append(("val pairs evaluated / failed", f"{overall.get('evaluated')} / {overall.get('failed')}"))
     console.print(_kv_table("SFT", rows))
-    console.print(f"load it as a critic with [bold]--critic {result['output_dir']}[/]")
+    console.print(plain("load it as a critic with ", (f"--critic {result['output_dir']}", "bold")))
 
 
 def register(train_app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from gcr.cli.console import console, err_console
+from gcr.cli.console import console, err_console, plain
 
 
 def register(train_app: typer.Typer) -> None:
@@ -55,8 +55,11 @@ def rl(
 
     trainer = DiffusionNFTTrainer(cfg)
     err_console.print(
-        f"[bold]DiffusionNFT[/] {trainer.family.name} · {len(trainer.train_records)} prompts · "
-        f"{cfg.num_epochs} epochs · output {cfg.output_dir}"
+        plain(
+            ("DiffusionNFT", "bold"),
+            f" {trainer.family.name} · {len(trainer.train_records)} prompts · "
+            f"{cfg.num_epochs} epochs · output {cfg.output_dir}",
+        )
     )
     result = trainer.train()
     if not trainer.accelerator.is_main_process:

@@ -27,6 +27,7 @@ from gcr.critic.schema import TASK_DIMENSIONS, Critique, PairwiseCritique, Task
 from gcr.critic.scoring import RewardSpec, normalized_reward
 from gcr.critic.templates import CritiqueTemplate, load_template, render_pairwise, render_pointwise
 from gcr.errors import ConfigError, CritiqueParseError
+from gcr.image_input import ImageInput
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ class Critic:
             self._templates[key] = _load_override(key, source)
         self._runner: asyncio.Runner | None = None
 
+    #: The async methods take :class:`~gcr.image_input.ImageInput` as well as PIL images, so
+    #: callers holding encoded bytes or a file hand them over without decoding.
+    accepts_image_inputs = True
+
     def __repr__(self) -> str:
         return f"Critic(backend={self.backend!r}, sampling={self.sampling!r}, max_reasks={self.max_reasks})"
 
@@ -102,6 +107,11 @@ class Critic:
                          "extra": s.extra},
             "max_pixels": getattr(self.backend, "max_pixels", None),
         }
+        # A server that applies the pixel budget itself resamples differently from gcr's
+        # client-side downscaling, so its critiques get their own keys. The client default
+        # adds nothing, which keeps every key made before this setting existed.
+        if getattr(self.backend, "image_resize", "client") != "client":
+            payload["image_resize"] = self.backend.image_resize  # type: ignore[attr-defined]
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -113,9 +123,9 @@ class Critic:
     async def acritique(
         self,
         prompt: str,
-        image: Image.Image,
+        image: Image.Image | ImageInput,
         *,
-        sources: Sequence[Image.Image] = (),
+        sources: Sequence[Image.Image | ImageInput] = (),
         task: Task | str | None = None,
     ) -> Critique:
         """Judge one image made for ``prompt`` (an edit of ``sources`` when they are given)."""
@@ -126,10 +136,10 @@ class Critic:
     async def acompare(
         self,
         prompt: str,
-        image_a: Image.Image,
-        image_b: Image.Image,
+        image_a: Image.Image | ImageInput,
+        image_b: Image.Image | ImageInput,
         *,
-        sources: Sequence[Image.Image] = (),
+        sources: Sequence[Image.Image | ImageInput] = (),
         task: Task | str | None = None,
     ) -> PairwiseCritique:
         """Compare candidate A with candidate B for ``prompt`` in one request."""
@@ -266,7 +276,7 @@ def _load_override(key: tuple[Mode, Task], source: TemplateSource) -> CritiqueTe
     return load_template(mode, task, source)
 
 
-def _resolve_task(task: Task | str | None, sources: Sequence[Image.Image]) -> Task:
+def _resolve_task(task: Task | str | None, sources: Sequence[Image.Image | ImageInput]) -> Task:
     if task is None:
         return Task.EDIT if len(sources) else Task.T2I
     return Task.parse(task)

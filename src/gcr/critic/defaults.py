@@ -25,6 +25,16 @@ API_KEY_ENV = "GCR_CRITIC_API_KEY"
 #: Images sent to the critic are downscaled to at most this many pixels; the
 #: released model was fine-tuned with the same image pixel cap.
 DEFAULT_MAX_PIXELS = 802_816
+#: Where images are fitted to the pixel budget for an HTTP critic: ``client`` (gcr
+#: downscales before sending; right for any server, required for hosted APIs that
+#: cannot apply a budget) or ``server`` (images go as they are and the server's own
+#: processor applies the budget, as a server started with ``gcr serve critic`` does).
+IMAGE_RESIZE_MODES = ("client", "server")
+DEFAULT_IMAGE_RESIZE = "client"
+#: Environment variables that set the two image-transport settings of HTTP critics
+#: for every command (explicit arguments win).
+IMAGE_RESIZE_ENV = "GCR_CRITIC_IMAGE_RESIZE"
+LOCAL_MEDIA_ENV = "GCR_CRITIC_LOCAL_MEDIA"
 #: Smallest image (in pixels) the Qwen3-VL processor upsamples to.
 DEFAULT_MIN_PIXELS = 65_536
 

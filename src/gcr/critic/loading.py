@@ -45,6 +45,8 @@ def load_critic(
     max_retries: int = DEFAULT_MAX_RETRIES,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    image_resize: str | None = None,
+    local_media_root: str | Path | None = None,
     device: str | None = None,
     dtype: str | None = None,
     **local_opts: Any,
@@ -53,7 +55,10 @@ def load_critic(
 
     * an ``http(s)://`` URL: an OpenAI-compatible server (vLLM, ``transformers serve``,
       a hosted API); ``model`` names the served model, else the server's only model
-      is used (one ``GET /v1/models`` request is made here);
+      is used (one ``GET /v1/models`` request is made here); ``image_resize`` and
+      ``local_media_root`` choose the image transport (see
+      :class:`~gcr.critic.backends.openai_http.OpenAICompatibleBackend`; None reads
+      ``$GCR_CRITIC_IMAGE_RESIZE`` / ``$GCR_CRITIC_LOCAL_MEDIA``);
     * an existing folder or a Hugging Face id: the model is loaded in-process with
       transformers on ``device``/``dtype`` (``local_opts`` go to the loader);
     * None: the released RationalRewards checkpoint for ``task`` (t2i by default),
@@ -68,6 +73,8 @@ def load_critic(
         max_retries=max_retries,
         max_concurrency=max_concurrency,
         max_pixels=max_pixels,
+        image_resize=image_resize,
+        local_media_root=local_media_root,
         device=device,
         dtype=dtype,
         **local_opts,
@@ -87,6 +94,8 @@ def load_backend(
     max_retries: int = DEFAULT_MAX_RETRIES,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    image_resize: str | None = None,
+    local_media_root: str | Path | None = None,
     device: str | None = None,
     dtype: str | None = None,
     **local_opts: Any,
@@ -112,9 +121,16 @@ def load_backend(
             max_retries=max_retries,
             max_concurrency=max_concurrency,
             max_pixels=max_pixels,
+            image_resize=image_resize,  # type: ignore[arg-type]  # checked by the backend
+            local_media_root=local_media_root,
         )
         backend.resolve_model_sync()
         return backend
+    if image_resize is not None or local_media_root is not None:
+        raise ConfigError(
+            "image resize and local media settings apply to a critic server (an http(s) URL); an "
+            "in-process critic hands the pixels to its processor directly"
+        )
     if model is not None:
         raise ConfigError(
             f"--model names a model on a critic server, but {spec!r} is not a URL; to use a local "

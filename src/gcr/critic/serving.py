@@ -7,7 +7,11 @@ until it answers, and stops it (forwarding signals). It renders nothing; the
 vLLM gets the settings the released RationalRewards model was served with: a
 served model name, up to 16 images per prompt (no video), a 40,960-token
 context, the image pixel budget forwarded to the Qwen3-VL processor, and data
-parallelism across the visible GPUs (tensor parallelism on request).
+parallelism across the visible GPUs (tensor parallelism on request). Because it
+applies the budget itself, its clients may send images as they are
+(:func:`client_image_settings`); with a local media folder it also reads
+``file://`` image URLs under that folder, so clients on the same machine send
+run-folder images by path.
 """
 
 from __future__ import annotations
@@ -64,6 +68,9 @@ class ServeConfig:
     gpu_memory_utilization: float | None = None
     device: str | None = None
     dtype: str | None = None
+    #: A folder the server may read images from (``file://`` URLs); clients on this machine
+    #: then send run-folder images by path instead of by bytes. None: bytes only.
+    local_media_root: str | Path | None = None
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -79,6 +86,11 @@ class ServeConfig:
                 raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {value}")
         if self.max_images < 1 or self.max_model_len < 1 or self.max_pixels < 1:
             raise ConfigError("max images, max model length and max pixels must be positive")
+        if self.local_media_root is not None:
+            root = Path(self.local_media_root).expanduser().resolve()
+            if not root.is_dir():
+                raise ConfigError(f"--local-media {root} is not a folder; create it or give an existing one")
+            self.local_media_root = root
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError(f"gpu memory utilization must be in (0, 1], got {self.gpu_memory_utilization}")
         if self.backend == "transformers":
@@ -87,6 +99,7 @@ class ServeConfig:
                 "--tp": self.tensor_parallel_size,
                 "--dp": self.data_parallel_size,
                 "--gpu-memory-utilization": self.gpu_memory_utilization,
+                "--local-media": self.local_media_root,
             }
             given = [flag for flag, value in vllm_only.items() if value is not None]
             if given:
@@ -165,7 +178,28 @@ def build_vllm_command(config: ServeConfig, gpus: int | None = None) -> list[str
         cmd += ["--gpu-memory-utilization", f"{config.gpu_memory_utilization:g}"]
     if config.dtype:
         cmd += ["--dtype", config.dtype]
+    if config.local_media_root is not None:
+        # vLLM reads file:// image URLs only under this one folder (MediaConnector._load_file_url in
+        # vllm-project/vllm vllm/multimodal/utils.py; the flag is ModelConfig.allowed_local_media_path).
+        cmd += ["--allowed-local-media-path", str(config.local_media_root)]
     return cmd + list(config.extra_args)
+
+
+def client_image_settings(config: ServeConfig) -> dict[str, str]:
+    """Environment settings that make gcr's HTTP critic use what this server can do.
+
+    vLLM applies the pixel budget itself (``--mm-processor-kwargs``), so clients send
+    images as they are; with a local media folder they send files under it by path.
+    ``transformers serve`` gets neither setting, so its clients keep the defaults.
+    """
+    from gcr.critic.defaults import IMAGE_RESIZE_ENV, LOCAL_MEDIA_ENV
+
+    if config.backend != "vllm":
+        return {}
+    settings = {IMAGE_RESIZE_ENV: "server"}
+    if config.local_media_root is not None:
+        settings[LOCAL_MEDIA_ENV] = str(config.local_media_root)
+    return settings
 
 
 def build_transformers_command(config: ServeConfig) -> list[str]:

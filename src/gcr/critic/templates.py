@@ -34,6 +34,10 @@ from PIL import Image
 from gcr.critic.backends.base import ChatRequest
 from gcr.critic.schema import Task
 from gcr.errors import ConfigError, InputError
+from gcr.image_input import ImageInput
+
+#: An image as the templates take it: PIL pixels, or an image with encoded bytes/a file.
+AnyImage = Image.Image | ImageInput
 
 Mode = Literal["pointwise", "pairwise"]
 
@@ -198,7 +202,7 @@ def _slot_list(slots: Sequence[str]) -> str:
 
 
 def render_pointwise(
-    t: CritiqueTemplate, request: str, image: Image.Image, sources: Sequence[Image.Image] = ()
+    t: CritiqueTemplate, request: str, image: AnyImage, sources: Sequence[AnyImage] = ()
 ) -> ChatRequest:
     """Build the chat request asking the critic to judge ``image`` for ``request``."""
     if t.mode != "pointwise":
@@ -210,9 +214,9 @@ def render_pointwise(
 def render_pairwise(
     t: CritiqueTemplate,
     request: str,
-    image_a: Image.Image,
-    image_b: Image.Image,
-    sources: Sequence[Image.Image] = (),
+    image_a: AnyImage,
+    image_b: AnyImage,
+    sources: Sequence[AnyImage] = (),
 ) -> ChatRequest:
     """Build the chat request asking the critic to compare ``image_a`` with ``image_b``."""
     if t.mode != "pairwise":
@@ -223,19 +227,19 @@ def render_pairwise(
 
 
 def _check_image(image: object, what: str) -> None:
-    if not isinstance(image, Image.Image):
+    if not isinstance(image, Image.Image | ImageInput):
         raise InputError(f"{what} must be a PIL image, got {type(image).__name__}")
 
 
 def _render(
     t: CritiqueTemplate,
     request: str,
-    sources: Sequence[Image.Image],
-    images: dict[str, list[Image.Image]],
+    sources: Sequence[AnyImage],
+    images: dict[str, list[AnyImage]],
 ) -> ChatRequest:
     if not isinstance(request, str) or not request.strip():
         raise InputError("the request is empty: give the prompt or instruction the image was made for")
-    if isinstance(sources, Image.Image) or not isinstance(sources, Sequence):
+    if isinstance(sources, Image.Image | ImageInput) or not isinstance(sources, Sequence):
         raise InputError("sources must be a sequence (list or tuple) of PIL images")
     for i, src in enumerate(sources):
         _check_image(src, f"source image {i + 1}")
@@ -246,7 +250,7 @@ def _render(
     images = {SLOT_SOURCE: list(sources), **images}
     request = request.strip()
 
-    parts: list[str | Image.Image] = []
+    parts: list[str | AnyImage] = []
 
     def add_text(text: str) -> None:
         text = text.replace(REQUEST_PLACEHOLDER, request)
@@ -257,8 +261,8 @@ def _render(
         else:
             parts.append(text)
 
-    def add_image(img: Image.Image) -> None:
-        if parts and isinstance(parts[-1], Image.Image):
+    def add_image(img: AnyImage) -> None:
+        if parts and isinstance(parts[-1], Image.Image | ImageInput):
             parts.append(_IMAGE_SEPARATOR)
         parts.append(img)
 

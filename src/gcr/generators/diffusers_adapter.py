@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from gcr.critic.schema import Task
+from gcr.devices import half_precision_warning, resolve_device, resolve_dtype
 from gcr.errors import GeneratorError, GeneratorOOMError, InputError
 from gcr.generators.base import GenerationRequest, GenerationResult, ProgressCallback
 from gcr.generators.loading import (
@@ -28,8 +29,6 @@ from gcr.generators.loading import (
     PipelineKey,
     default_cache,
     load_pipeline,
-    resolve_device,
-    resolve_dtype,
     resolve_source,
 )
 from gcr.generators.lora import LoraSpec
@@ -87,6 +86,9 @@ class DiffusersGenerator:
         self.preset: FamilyPreset = detect_family(self.source, family=family)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        warning = half_precision_warning(self.preset.name, self.dtype, self.device)
+        if warning is not None and self.preset.fp16_breaks:
+            logger.warning("%s", warning)
         self.offload = offload
         self.loras = tuple(spec if isinstance(spec, LoraSpec) else LoraSpec.parse(spec) for spec in loras)
         if edit_longest_edge is not None and edit_longest_edge < 1:

@@ -5,8 +5,9 @@ loaded once. :class:`PipelineCache` keeps loaded pipelines keyed by everything
 that changes the loaded object (source, device, dtype, offload, VAE precision,
 LoRA stack) and hands the same object back on every later request.
 
-Device and dtype are explicit, with automatic defaults: CUDA in bf16 (fp16 on
-GPUs without bf16), Apple MPS in bf16, CPU in fp32.
+Device and dtype are explicit, with the automatic defaults of :mod:`gcr.devices`
+(the rule the in-process critic follows too): CUDA in bf16 (fp16 on GPUs without
+bf16), Apple MPS in bf16, CPU in fp32.
 """
 
 from __future__ import annotations
@@ -32,51 +33,7 @@ from gcr.generators.presets import PRESETS, alias_repo
 
 logger = logging.getLogger(__name__)
 
-_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-}
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to run on: ``None``/``"auto"`` picks CUDA, then MPS, then the CPU."""
-    if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu")
-    if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {device!r} asked for, but MPS is not available here: use --device cpu")
-    return resolved
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """The weight dtype: ``None``/``"auto"`` gives bf16 on CUDA and MPS, fp32 on the CPU."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype is None or dtype.strip().lower() == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "mps":
-            return torch.bfloat16
-        return torch.float32
-    key = dtype.strip().lower().removeprefix("torch.")
-    if key not in _DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16")
-    return _DTYPES[key]
 
 
 def resolve_source(model: str) -> str:

@@ -50,6 +50,7 @@ class FamilyPreset:
     min_multiple: int = 1
     sizing: Sizing = "height_width"
     fp32_vae: bool = False
+    fp16_breaks: bool = False  # float16 overflows into NaN latents (black images): see gcr.devices
     default_negative_prompt: str | None = None
     negative_needs: str | None = None  # an extra argument a negative prompt only works with
     max_source_images: int | None = 1
@@ -80,6 +81,7 @@ PRESETS: dict[str, FamilyPreset] = {
             # (DESIGN §4); guidance 2.5 is Black Forest Labs' default for Kontext [dev].
             # Latents are packed 2×2, so sides are multiples of 2 × the VAE factor (16).
             name="flux-kontext",
+            fp16_breaks=True,
             description="FLUX.1 Kontext [dev], instruction-based image editing",
             task=Task.EDIT,
             repo="black-forest-labs/FLUX.1-Kontext-dev",
@@ -96,6 +98,7 @@ PRESETS: dict[str, FamilyPreset] = {
             # Timestep-distilled: 4 steps and no guidance (the model card's settings);
             # it was trained with 256 T5 tokens, so longer prompts are cut there.
             name="flux-schnell",
+            fp16_breaks=True,
             description="FLUX.1 [schnell], 4-step text-to-image",
             task=Task.T2I,
             repo="black-forest-labs/FLUX.1-schnell",
@@ -114,6 +117,7 @@ PRESETS: dict[str, FamilyPreset] = {
             # 28 steps is the diffusers default (50 for the last bit of detail). A negative
             # prompt needs true CFG (true_cfg_scale > 1), which doubles the cost.
             name="flux-dev",
+            fp16_breaks=True,
             description="FLUX.1 [dev] and other FluxPipeline models, text-to-image",
             task=Task.T2I,
             repo="black-forest-labs/FLUX.1-dev",
@@ -131,6 +135,7 @@ PRESETS: dict[str, FamilyPreset] = {
             # true CFG 4.0 with a blank negative prompt and guidance_scale 1.0; 40 steps as
             # upstream (DESIGN §4). Packed latents: multiples of 16.
             name="qwen-image-edit-plus",
+            fp16_breaks=True,
             description="Qwen-Image-Edit-2509 (Plus), multi-image editing with true CFG",
             task=Task.EDIT,
             repo="Qwen/Qwen-Image-Edit-2509",
@@ -148,6 +153,7 @@ PRESETS: dict[str, FamilyPreset] = {
             # True (two-pass) CFG 4.0 with a blank negative prompt, 40 steps: the upstream
             # RationalRewards setting (DESIGN §4), matching the model card's CFG.
             name="qwen-image-edit",
+            fp16_breaks=True,
             description="Qwen-Image-Edit, image editing with true CFG",
             task=Task.EDIT,
             repo="Qwen/Qwen-Image-Edit",
@@ -163,6 +169,7 @@ PRESETS: dict[str, FamilyPreset] = {
             # Model card: 50 steps, true CFG 4.0, blank negative prompt; 1328×1328 is its
             # native 1:1 resolution.
             name="qwen-image",
+            fp16_breaks=True,
             description="Qwen-Image, text-to-image with strong text rendering",
             task=Task.T2I,
             repo="Qwen/Qwen-Image",
@@ -180,6 +187,7 @@ PRESETS: dict[str, FamilyPreset] = {
             # SD3.5 Large model card: 28 steps, CFG 3.5. The transformer patchifies 2×2
             # latents, so sides are multiples of 16.
             name="sd3.5",
+            fp16_breaks=True,
             description="Stable Diffusion 3 / 3.5, text-to-image",
             task=Task.T2I,
             repo="stabilityai/stable-diffusion-3.5-large",
@@ -301,9 +309,13 @@ def detect_family(model: str, *, family: str | None = None) -> FamilyPreset:
     return PRESETS["generic"]
 
 
-def pipeline_class_name(model: str) -> str | None:
-    """The ``_class_name`` from the model's ``model_index.json``, if it can be read without a download."""
-    return _pipeline_class(model)[0]
+def pipeline_class_name(model: str | Path) -> str | None:
+    """The ``_class_name`` from the model's ``model_index.json``, if it can be read without a download.
+
+    ``model`` is a local pipeline folder or a Hub id already in the local cache; anything else
+    (or an unreadable index, which is logged) gives None. The generators and RL both ask here.
+    """
+    return _pipeline_class(str(model))[0]
 
 
 def _pipeline_class(model: str) -> tuple[str | None, Path | None]:

@@ -211,8 +211,10 @@ class FakeCritic:
 
     model_id = "fake-critic"
 
-    def __init__(self, task: Task, *, delay: float = 0.0) -> None:
+    def __init__(self, task: Task, *, delay: float = 0.0, first_bonus: float = 0.0) -> None:
         self.table = script_table(task)
+        #: Added to the text-faithfulness score of whichever image is shown first (a position bias).
+        self.first_bonus = first_bonus
         self.healthy = False
         self.delay = delay
         self.calls: list[tuple[str, str, str]] = []
@@ -240,11 +242,23 @@ class FakeCritic:
 
     async def acompare(self, prompt, image_a, image_b, *, sources=(), task=None) -> PairwiseCritique:
         key, _ = self._entry(prompt)
-        assert (side_of(image_a), side_of(image_b)) == ("A", "B")
+        shown = side_of(image_a) + side_of(image_b)
+        assert shown in ("AB", "BA")
         assert all(side_of(s) == "source" for s in sources)
-        entry = await self._enter(key, "pairwise", "AB")
+        entry = await self._enter(key, "pairwise", shown)
+        first, second = entry.scores_a, entry.scores_b
+        if shown == "BA":
+            first, second = second, first
+
+        def biased(dimension: str, score: float | None) -> float | None:
+            if score is None or dimension != "text_faithfulness":
+                return score
+            return score + self.first_bonus
+
         judgements = [
-            PairwiseJudgement(dimension=d, score_a=entry.scores_a[d.value], score_b=entry.scores_b[d.value])
+            PairwiseJudgement(
+                dimension=d, score_a=biased(d.value, first[d.value]), score_b=second[d.value]
+            )
             for d in TASK_DIMENSIONS[entry.task]
         ]
         return PairwiseCritique(task=entry.task, judgements=judgements, raw_text=f"scripted {key}")

@@ -202,3 +202,23 @@ def test_in_process_checkpoint_failures_are_reported(tiny_critic_dir: Path, tmp_
     assert summary["accuracy"]["accuracy"] is None
     assert summary["failures"]["by_type"] == {"CritiqueParseError": 3}
     assert "max_tokens=16" in summary["failures"]["examples"][0]["message"]
+
+
+def test_both_orders_through_the_real_critic(server: StubCriticServer, tmp_path: Path) -> None:
+    script = _script(server, Task.T2I)
+    path = write_parquet("genai-t2i", tmp_path / "genai.parquet")
+    out = tmp_path / "out"
+    args = ["eval", str(path), "--critic", server.url, "--out", str(out), "--both-orders"]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    # The scripted server has no position bias: swapping the images never changes the verdict.
+    assert re.search(r"order flips \(AB vs BA\)\s+0 of 8 pairs \(0\.0%\)", result.stdout)
+    assert "62.5 (30.6–86.3)" in result.stdout and "rr-stub (pairwise, both orders, ours)" in result.stdout
+    asked = {(key, side) for key, mode, side in script.log if mode == "pairwise"}
+    assert asked == {(key, side) for key in LABELLED for side in ("AB", "BA")}
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert summary["order_agreement"]["flips"] == 0 and summary["settings"]["both_orders"] is True
+    assert summary["order_agreement"]["accuracy_per_judgement"] == pytest.approx(5 / 8)
+
+    refused = CliRunner().invoke(app, [*args, "--mode", "pointwise"])
+    assert refused.exit_code != 0 and "pairwise mode" in str(refused.exception)

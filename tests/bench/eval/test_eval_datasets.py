@@ -10,7 +10,7 @@ from evalkit import CASES, MMRB2_CASES, side_of, write_jsonl, write_parquet, wri
 from PIL import Image
 
 from gcr.bench.eval import open_dataset
-from gcr.bench.eval.layouts import LAYOUTS, label_from_chosen, label_from_ranking, label_from_vote_type
+from gcr.bench.eval.layouts import LAYOUTS, label_from_chosen, label_from_editreward, label_from_vote_type
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError, ImageError, InputError
 
@@ -186,7 +186,7 @@ def test_mmrb2_chosen(value: object, expected: str) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("leftvote", "A"), ("rightvote", "B"), ("tievote", "tie"), ("bothbad_vote", "tie"), ("LeftVote", "A"),
-     ("", "unknown"), (None, "unknown")],
+     ("", "unknown"), (None, "unknown"), ("upvote", "unknown"), ("left", "unknown")],
 )
 def test_genai_vote_type(value: object, expected: str) -> None:
     assert label_from_vote_type(value, {}) == expected
@@ -202,4 +202,4 @@ def test_genai_vote_type(value: object, expected: str) -> None:
     ],
 )
 def test_editreward_ranking(ranking: object, comparison: str | None, expected: str) -> None:
-    assert label_from_ranking(ranking, {"comparison_type": comparison}) == expected
+    assert label_from_editreward(ranking, {"ranking": ranking, "comparison_type": comparison}) == expected

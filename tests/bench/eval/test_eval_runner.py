@@ -12,7 +12,7 @@ from evalkit import CASES, WITH_TIES, FakeCritic, case_images, write_jsonl, writ
 from gcr.bench.eval import EvalSettings, open_dataset, run_eval, summarize
 from gcr.bench.eval.results import RESULTS_FILE
 from gcr.critic.schema import Task
-from gcr.errors import RunError
+from gcr.errors import InputError, RunError
 
 LABELLED = [c.key for c in CASES if c.label != "unknown"]
 
@@ -211,3 +211,51 @@ def test_pointwise_critiques_a_shared_candidate_once(tmp_path: Path) -> None:
     outcome, _ = _run(ds, critic, tmp_path / "out", mode="pointwise", concurrency=1)
     assert all(r["status"] == "ok" for r in outcome.records.values())
     assert len(critic.calls) == 3  # three distinct candidates, not six critiques
+
+
+def test_both_orders_average_out_a_position_bias_and_count_the_flips(tmp_path: Path) -> None:
+    ds = open_dataset(write_parquet("editreward", tmp_path / "er.parquet"))
+    out = tmp_path / "out"
+    # The critic adds a point to whichever image it is shown first.
+    biased = FakeCritic(Task.EDIT, first_bonus=1.0)
+    single, settings = _run(ds, biased, out)
+    summary = summarize(single, ds, settings)
+    assert summary["accuracy"]["correct"] == 4 and summary["order_agreement"] is None
+    assert {side for _, _, side in biased.calls} == {"AB"}
+
+    # Both orders into the same folder: the good (A, B) records are reused; the failed ones are retried.
+    again = FakeCritic(Task.EDIT, first_bonus=1.0)
+    outcome, settings = _run(ds, again, out, both_orders=True)
+    asked = {(key, side) for key, _, side in again.calls}
+    assert asked == {(key, "BA") for key in LABELLED} | {("case-07", "AB"), ("case-08", "AB")}
+    assert (outcome.reused, outcome.requested) == (8, 12)
+    summary = summarize(outcome, ds, settings)
+    # Averaged over both orders the bonus cancels: the unbiased critic's 5 of 8 (see evalkit.CASES).
+    assert (summary["accuracy"]["correct"], summary["accuracy"]["evaluated"]) == (5, 8)
+    assert summary["counts"]["failed"] == 2 and summary["settings"]["both_orders"] is True
+    # Cases 03, 04, 05, 06, 10 and 11 change verdict with the order; 01 and 02 do not.
+    assert summary["order_agreement"] == {
+        "pairs": 8, "flips": 6, "flip_rate": 0.75,
+        "accuracy_ab": 0.5, "accuracy_ba": 0.5, "accuracy_per_judgement": 0.5,
+    }
+    records = _results(out)
+    keys = [(r["id"], r.get("order")) for r in records if r["status"] == "ok"]
+    assert len(keys) == len(set(keys)) == 16
+    swapped = next(r for r in records if r["id"] == "case-10" and r["order"] == "ba")
+    # Stored in the pair's own terms: B was shown first and got the bonus.
+    assert (swapped["total_a"], swapped["total_b"]) == (11.5, 12.75)
+    assert swapped["scores"]["text_faithfulness"] == [3.5, 4.0]
+
+    # A rerun asks only for what failed, in the order that failed.
+    healthy = FakeCritic(Task.EDIT, first_bonus=1.0)
+    healthy.healthy = True
+    outcome, settings = _run(ds, healthy, out, both_orders=True)
+    assert sorted(healthy.calls) == sorted(
+        (key, "pairwise", side) for key in ("case-07", "case-08") for side in ("AB", "BA")
+    )
+    assert summarize(outcome, ds, settings)["order_agreement"]["pairs"] == 10
+
+
+def test_both_orders_need_pairwise_mode() -> None:
+    with pytest.raises(InputError, match="pairwise mode"):
+        EvalSettings(mode="pointwise", both_orders=True)

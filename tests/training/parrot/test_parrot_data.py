@@ -119,9 +119,11 @@ def test_reader_resolves_images_relative_to_the_set(tmp_path: Path) -> None:
     _write_rows(tmp_path, [{**GOOD, "task": "edit", "source_images": ["s.png"]}])
     prefs = load_preferences(tmp_path / "preferences.jsonl")
     images = prefs.load_images(prefs.items[0])
-    assert images.a.getpixel((0, 0)) == (255, 0, 0)
-    assert images.candidate("B").getpixel((0, 0)) == (0, 255, 0)
-    assert [im.getpixel((0, 0)) for im in images.sources] == [(0, 0, 255)]
+    # The images stay files (sent as their bytes) until something needs their pixels.
+    assert images.a.path == (tmp_path / GOOD["image_a"]).resolve() and not images.a.has_pixels
+    assert images.a.pixels().getpixel((0, 0)) == (255, 0, 0)
+    assert images.candidate("B").pixels().getpixel((0, 0)) == (0, 255, 0)
+    assert [im.pixels().getpixel((0, 0)) for im in images.sources] == [(0, 0, 255)]
 
 
 def test_missing_or_empty_file(tmp_path: Path) -> None:

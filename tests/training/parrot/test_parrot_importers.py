@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from gcr.bench.eval.fields import ranking_label
 from gcr.errors import DatasetError, InputError
 from gcr.training.parrot.data import load_preferences, validate_preferences
-from gcr.training.parrot.importers import import_preferences, parse_ranking
+from gcr.training.parrot.importers import import_preferences
 from stubs.teacher_server import write_png
 
 RED, GREEN, BLUE, GREY = (220, 0, 0), (0, 220, 0), (0, 0, 220), (128, 128, 128)
@@ -42,9 +43,9 @@ def colors(out: Path) -> dict[str, tuple]:
     for item in prefs:
         images = prefs.load_images(item)
         result[item.id] = (
-            images.a.getpixel((0, 0)),
-            images.b.getpixel((0, 0)),
-            tuple(s.getpixel((0, 0)) for s in images.sources),
+            images.a.pixels().getpixel((0, 0)),
+            images.b.pixels().getpixel((0, 0)),
+            tuple(s.pixels().getpixel((0, 0)) for s in images.sources),
         )
     return result
 
@@ -107,7 +108,7 @@ def test_mmrb2_parquet_t2i_and_edit_with_broken_rows(tmp_path: Path) -> None:
     assert (report.total, report.written) == (6, 2)
     reasons = {p.item_id: p.message for p in report.problems}
     assert set(reasons) == {"bad-label", "two-images", "corrupt", "no-prompt"}
-    assert "not A, B or tie" in reasons["bad-label"]
+    assert "is not A or B" in reasons["bad-label"]
     assert "holds 2 images" in reasons["two-images"]
     assert "does not decode" in reasons["corrupt"]
     assert "'prompt_text' is missing" in reasons["no-prompt"]
@@ -184,7 +185,7 @@ def test_genai_bench_edit_jsonl_with_relative_paths(tmp_path: Path) -> None:
     ],
 )
 def test_ranking_forms(ranking: object, label: str) -> None:
-    assert parse_ranking(ranking) == label
+    assert ranking_label(ranking) == label
 
 
 def test_editreward_bench_parquet(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -100,6 +101,29 @@ def test_groups_are_seeded_and_laid_out_by_prompt(flux_dir: Path) -> None:
     torch.testing.assert_close(first.latents, again.latents)
     assert not torch.allclose(first.latents, other.latents)
     assert not torch.allclose(first.latents[0], first.latents[1])  # each sample has its own noise
+
+
+def test_batches_handed_over_as_sampled_are_the_same_samples(flux_dir: Path) -> None:
+    """Decoding each batch as it is sampled (to score it during the next) changes no sample."""
+    from diffusers import FluxPipeline
+
+    pipe = FluxPipeline.from_pretrained(flux_dir)
+    family = FluxFamily(pipe, resolution=16, max_sequence_length=16)
+    cond = family.encode(PROMPTS, None)
+    handed: list[tuple[list, list[int]]] = []
+
+    def run(on_images=None):
+        return sample_groups(
+            family, pipe.transformer, cond, group_size=3, num_steps=2, batch_size=4,
+            generator=seeded_generator(5, 0), on_images=on_images,
+        )  # fmt: skip
+
+    whole = run()
+    streamed = run(lambda images, index: handed.append((images, index.tolist())))
+    assert [index for _, index in handed] == [[0, 0, 0, 1], [1, 1]]  # one call per rollout batch
+    assert [im for images, _ in handed for im in images] == streamed.images
+    torch.testing.assert_close(streamed.latents, whole.latents)
+    assert [np.asarray(a).tolist() for a in streamed.images] == [np.asarray(b).tolist() for b in whole.images]
 
 
 def test_conditioning_take_and_family_lookup(flux_dir: Path) -> None:

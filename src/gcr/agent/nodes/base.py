@@ -11,10 +11,12 @@ from langgraph.runtime import Runtime
 from gcr.agent.cache import ArtifactCache
 from gcr.agent.context import RefineContext
 from gcr.agent.guard import PromptGuard
+from gcr.agent.image_store import ImageStore
 from gcr.agent.protocols import CriticProtocol
 from gcr.agent.refiner import Refiner
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.stopping import StoppingPolicy, StopRules
+from gcr.agent.veto import Veto
 from gcr.critic.schema import Task
 from gcr.critic.scoring import RewardSpec
 from gcr.generators.base import Generator
@@ -30,6 +32,7 @@ class NodeDeps:
     call; its worker count bounds how many run at once (diffusers pipelines are not
     thread-safe). Calls waiting for it queue inside the executor, so they never hold
     the event loop's default worker threads that image decoding and encoding need.
+    ``images`` keeps the images this process wrote or read, so no node decodes them again.
     """
 
     generator: Generator
@@ -39,9 +42,12 @@ class NodeDeps:
     stopping: StoppingPolicy | None
     cache: ArtifactCache | None
     defaults: RefineContext
+    #: The cross-judge veto (None: the critic alone decides which image is best).
+    veto: Veto | None = None
     generator_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="gcr-generator")
     )
+    images: ImageStore = field(default_factory=ImageStore)
 
     @property
     def task(self) -> Task:

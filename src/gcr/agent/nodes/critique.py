@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -24,13 +25,14 @@ from PIL import Image
 from gcr.agent.cache import critique_key
 from gcr.agent.context import RefineContext
 from gcr.agent.events import event
+from gcr.agent.image_writer import active_writer
 from gcr.agent.nodes.base import NodeDeps
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.state import CandidateRecord, CritiqueTask
 from gcr.critic.schema import Critique
 from gcr.critic.scoring import normalized_reward
 from gcr.errors import CritiqueParseError, RewardError
-from gcr.images import load_image
+from gcr.image_input import ImageInput
 
 CritiqueNode = Callable[[CritiqueTask, Runtime[RefineContext]], Awaitable[dict[str, Any]]]
 
@@ -51,8 +53,9 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
         result: Critique | None = deps.cache.get_critique(key) if deps.cache is not None else None
         cached, seconds = result is not None, 0.0
         if result is None:
-            # Decoding PNGs takes tens of milliseconds at 1024 px: keep it off the event loop.
-            image, sources = await asyncio.to_thread(_load_images, task, folder)
+            # The images generate kept (pixels and PNG bytes), else the files; anything that
+            # still has to be read or decoded happens off the event loop.
+            image, sources = await asyncio.to_thread(_images_for_critic, deps, task, folder)
             started = time.perf_counter()
             try:
                 result = await deps.critic.acritique(task["user_prompt"], image, sources=sources, task=kind)
@@ -108,10 +111,31 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
     return critique
 
 
-def _load_images(task: CritiqueTask, folder: RunFolder) -> tuple[Image.Image, list[Image.Image]]:
-    return load_image(folder.resolve(task["image"])), [
-        load_image(folder.resolve(p)) for p in task["source_images"]
-    ]
+def _images_for_critic(
+    deps: NodeDeps, task: CritiqueTask, folder: RunFolder
+) -> tuple[Image.Image | ImageInput, list[Image.Image | ImageInput]]:
+    """The candidate and the sources as the critic takes them.
+
+    gcr's :class:`~gcr.critic.critic.Critic` takes :class:`ImageInput` (it sends the bytes
+    already written, or a ``file://`` URL, and decodes nothing); any other critic gets
+    PIL pixels, from memory when this process made the image.
+    """
+    image = _open(deps, folder.resolve(task["image"]))
+    sources = [_open(deps, folder.resolve(p)) for p in task["source_images"]]
+    if getattr(deps.critic, "accepts_image_inputs", False):
+        return image, list(sources)
+    return image.pixels(), [s.pixels() for s in sources]
+
+
+def _open(deps: NodeDeps, path: str | Path) -> ImageInput:
+    """The image this process holds for ``path``, else the file (waiting for queued writes first)."""
+    found = deps.images.get(path)
+    if found is None:
+        writer = active_writer()
+        if writer is not None:  # evicted before its file was written: wait until it is
+            writer.flush()
+        found = deps.images.open(path)
+    return found
 
 
 def _record(task: CritiqueTask, seconds: float, cached: bool) -> CandidateRecord:

@@ -1,9 +1,13 @@
-"""``decide``: close a round, keep the best image of the run, ask the stopping policy."""
+"""``decide``: close a round, keep the best image of the run, ask the stopping policy.
+
+With a veto judge (:mod:`gcr.agent.veto`), a round's best that beats the run's best
+by the critic's reward is kept only if the judge agrees closely enough.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -13,13 +17,14 @@ from gcr.agent.events import event
 from gcr.agent.nodes.base import NodeDeps
 from gcr.agent.state import CandidateRecord, RefineState, RoundRecord
 from gcr.agent.stopping import RoundOutcome
-from gcr.errors import CriticResponseError
+from gcr.agent.veto import VetoRecord
+from gcr.errors import ConfigError, CriticResponseError
 
-DecideNode = Callable[[RefineState, Runtime[RefineContext]], dict[str, Any]]
+DecideNode = Callable[[RefineState, Runtime[RefineContext]], Awaitable[dict[str, Any]]]
 
 
 def make_decide(deps: NodeDeps) -> DecideNode:
-    def decide(state: RefineState, runtime: Runtime[RefineContext]) -> dict[str, Any]:
+    async def decide(state: RefineState, runtime: Runtime[RefineContext]) -> dict[str, Any]:
         settings = deps.settings(runtime)
         folder = deps.folder(settings, state["run_dir"])
         index = state["round"]
@@ -37,6 +42,24 @@ def make_decide(deps: NodeDeps) -> DecideNode:
         previous: CandidateRecord | None = state.get("best")
         # Strictly better only, so ties keep the earlier round's image.
         new_best = previous is None or round_best["reward"] > previous["reward"]  # type: ignore[operator]
+        veto: VetoRecord | None = None
+        # A veto judge given to build_graph is always used; one named only in the settings must be given.
+        if new_best and previous is not None and (deps.veto is not None or settings.veto_judge):
+            if deps.veto is None:
+                raise ConfigError(
+                    f"the run's settings name a veto judge ({settings.veto_judge}) but the graph was built "
+                    "without one: pass veto=load_judge(...) to build_graph"
+                )
+            # The state's image paths are relative to the run folder; the judge reads the files.
+            sources = [str(folder.resolve(p)) for p in state.get("source_images") or []]
+            veto = await deps.veto.check(
+                state["prompt"],
+                sources,
+                {**previous, "image": str(folder.resolve(previous["image"]))},
+                {**round_best, "image": str(folder.resolve(round_best["image"]))},
+                settings.veto_drop,
+            )
+            new_best = veto["status"] != "vetoed"
         run_best = round_best if new_best else previous
         generate_s = sum(c["generate_s"] for c in members)
         critique_s = sum(c["critique_s"] for c in members)
@@ -60,11 +83,14 @@ def make_decide(deps: NodeDeps) -> DecideNode:
             critique_s=critique_s,
             elapsed_s=max(0.0, elapsed),
         )
+        if veto is not None:
+            record["veto"] = veto
         rounds = [*(state.get("rounds") or []), record]
         history = [
             RoundOutcome(
-                reward=r["best_reward"],
-                scores=r["best_scores"],
+                # A vetoed round is a round without a gain: it counts with the reward it kept.
+                reward=_kept_reward(r),
+                scores={} if _vetoed(r) else r["best_scores"],
                 generations=len(r["seeds"]),
                 elapsed_s=r["elapsed_s"],
             )
@@ -85,6 +111,7 @@ def make_decide(deps: NodeDeps) -> DecideNode:
                 run_best_reward=run_best["reward"],  # type: ignore[index]
                 new_best=new_best,
                 elapsed_s=record["elapsed_s"],
+                **({} if veto is None else {"veto": veto}),
             ),
         )
         return {
@@ -95,3 +122,14 @@ def make_decide(deps: NodeDeps) -> DecideNode:
         }
 
     return decide
+
+
+def _vetoed(record: RoundRecord) -> bool:
+    veto = record.get("veto")
+    return veto is not None and veto["status"] == "vetoed"
+
+
+def _kept_reward(record: RoundRecord) -> float:
+    if _vetoed(record):
+        return float(record["veto"]["current_reward"])
+    return float(record["best_reward"])

@@ -4,8 +4,10 @@ Lookup order: the run folder (a re-run of this very task after a resume), then
 the content-keyed cache (a repeated run), then the generator. Generator calls
 run on ``NodeDeps.generator_executor`` (its worker count bounds them); lookups
 and PNG work run in the loop's worker threads, so the event loop stays free and
-a candidate waiting for the generator holds no thread. The image goes to the
-run folder; its path, never its bytes, travels on to ``critique``.
+a candidate waiting for the generator holds no thread. The image is encoded
+once (a fast, lossless PNG) and goes to the run folder; its path, never its
+bytes, travels on to ``critique``, which finds pixels and bytes in
+``NodeDeps.images`` instead of decoding the file again.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
-from PIL import Image
 
 from gcr.agent.cache import generation_key
 from gcr.agent.context import RefineContext
 from gcr.agent.events import event
+from gcr.agent.image_store import ImageStore
+from gcr.agent.image_writer import active_writer, write_file_atomically
 from gcr.agent.nodes.base import NodeDeps
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.state import CandidateTask, CritiqueTask
 from gcr.errors import GeneratorError, GeneratorOOMError
 from gcr.generators.base import GenerationRequest, GenerationResult
+from gcr.image_input import ImageInput
 from gcr.images import image_digest, load_image
 
 GenerateNode = Callable[[CandidateTask, Runtime[RefineContext]], Awaitable[Command[Any]]]
@@ -88,7 +92,7 @@ async def _produce(
     found = await asyncio.to_thread(_find, deps, key, target, sidecar)
     if found is not None:
         return found, 0.0, True
-    request = await asyncio.to_thread(_request, task, folder, params)
+    request = await asyncio.to_thread(_request, task, folder, params, deps.images)
     loop = asyncio.get_running_loop()
     result, seconds = await loop.run_in_executor(deps.generator_executor, _call_generator, deps, request)
     digest = await asyncio.to_thread(_store, deps, task, key, target, result, seconds)
@@ -99,12 +103,14 @@ def _find(deps: NodeDeps, key: str, target: Path, sidecar: Path) -> str | None:
     return _from_run_folder(target, sidecar, key) or _from_cache(deps, key, target)
 
 
-def _request(task: CandidateTask, folder: RunFolder, params: dict[str, Any]) -> GenerationRequest:
+def _request(
+    task: CandidateTask, folder: RunFolder, params: dict[str, Any], images: ImageStore
+) -> GenerationRequest:
     return GenerationRequest(
         prompt=task["prompt"],
         seed=task["seed"],
         num_images=1,
-        source_images=[load_image(folder.resolve(p)) for p in task["source_images"]],
+        source_images=[images.open(folder.resolve(p)).pixels() for p in task["source_images"]],
         **params,
     )
 
@@ -116,8 +122,10 @@ def _store(
     if not result.images:
         raise GeneratorError(f"{deps.generator.model_id} returned no image for seed {task['seed']}")
     image = result.images[0]
-    digest = image_digest(image)
-    _save_png(image, target)
+    digest = image_digest(image)  # from the array in memory
+    held = ImageInput.from_pil(image)
+    deps.images.put(target, held)
+    cache_copy = None
     if deps.cache is not None:
         meta = {
             "image_digest": digest,
@@ -127,7 +135,16 @@ def _store(
             "prompt": task["prompt"],
             "generate_s": seconds,
         }
-        deps.cache.put_image_file(key, target, meta)
+        cache, cache_copy = deps.cache, lambda: cache.put_image_file(key, target, meta)
+    writer = active_writer()
+    if writer is not None:
+        # Behind the critical path; the run's checkpointer saves nothing until it is on disk.
+        writer.submit(held, target, then=cache_copy)
+    else:
+        write_file_atomically(held.encoded()[0], target)
+        held.record_file(target)
+        if cache_copy is not None:
+            cache_copy()
     return digest
 
 
@@ -175,11 +192,3 @@ def _call_generator(deps: NodeDeps, request: GenerationRequest) -> tuple[Generat
 
 def _is_out_of_memory(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
-
-
-def _save_png(image: Image.Image, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    # Level 1: several times faster than the default on 1024 px images, files a little larger.
-    image.save(tmp, format="PNG", compress_level=1)
-    tmp.replace(target)

@@ -21,6 +21,7 @@ from gcr.agent.run_folder import RunFolder
 from gcr.agent.state import CandidateTask, RefineState
 from gcr.critic.schema import Task
 from gcr.errors import InputError
+from gcr.image_input import ImageInput, encode_png
 from gcr.images import image_digest, load_image
 from gcr.limits import check_prompt
 
@@ -54,7 +55,11 @@ def make_start(deps: NodeDeps) -> Node:
             target = folder.source_path(index)
             if Path(source).expanduser().resolve() != target:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                image.save(target, format="PNG")
+                tmp = target.with_suffix(".tmp")
+                data = encode_png(image)
+                tmp.write_bytes(data)
+                tmp.replace(target)
+                deps.images.put(target, ImageInput.from_pil(image, data=data, path=target))
             copies.append(folder.relative(target))
             digests.append(image_digest(image))
         deps.emit(

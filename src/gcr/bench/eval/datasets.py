@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gcr.bench.eval.fields import mmrb2_release_rows
 from gcr.bench.eval.layouts import LAYOUTS, Layout, has_images, matching_families
 from gcr.bench.eval.records import Label, PreferencePair
 from gcr.errors import DatasetError, DependencyError, InputError
@@ -125,25 +126,6 @@ class _ArrowDiskSource(_Source):
                 yield row, self.folder
 
 
-def _flatten_mmrb2_release(pair: dict[str, Any]) -> dict[str, Any]:
-    """One pair of the MMRB2 release JSON, in the flat MMRB2 layout of shared/DESIGN.md §3."""
-
-    def parts(content: Any, kind: str) -> list[Any]:
-        return [p[1] for p in content or [] if isinstance(p, list | tuple) and len(p) == 2 and p[0] == kind]
-
-    metadata = pair.get("prompt_metadata") or {}
-    return {
-        "id": pair.get("id", pair.get("pair_id")),
-        "prompt_text": "\n".join(str(t) for t in parts(pair.get("prompt_content"), "text")),
-        "prompt_images": parts(pair.get("prompt_content"), "image"),
-        "response_a_images": parts((pair.get("response_a") or {}).get("response_content"), "image"),
-        "response_b_images": parts((pair.get("response_b") or {}).get("response_content"), "image"),
-        "chosen": pair.get("chosen", pair.get("human_preference")),
-        "category": metadata.get("category") if isinstance(metadata, dict) else None,
-        "prompt_source": pair.get("prompt_source"),
-    }
-
-
 class _JsonSource(_Source):
     def __init__(self, files: Sequence[Path]) -> None:
         self.files = list(files)
@@ -183,8 +165,9 @@ class _JsonSource(_Source):
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if isinstance(data, dict) and isinstance(data.get("pairs"), list):
-            return [_flatten_mmrb2_release(p) for p in data["pairs"] if isinstance(p, dict)]
+        release = mmrb2_release_rows(data)
+        if release is not None:
+            return release
         if isinstance(data, list) and all(isinstance(r, dict) for r in data):
             return data
         raise DatasetError(f"{path}: expected a JSON array of row objects or an MMRB2 file with 'pairs'")
@@ -318,10 +301,16 @@ def open_dataset(path: str | Path, *, layout: str | None = None, split: str | No
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     chosen = LAYOUTS[layout]
-    missing = [c for c in chosen.required_columns if c not in source.columns]
+    missing = chosen.missing_columns(source.columns)
     if missing:
         raise DatasetError(
             f"{p} lacks the column(s) {', '.join(missing)} that layout {layout} needs;"
             f" its columns are {', '.join(source.columns[:20])}"
         )
     return EvalDataset(p, chosen, source, detected=False)
+
+
+def open_row_source(path: Path, split: str | None = None) -> _Source:
+    """The streamed rows of a local dataset (file, Parquet shards, save_to_disk folder), no layout applied;
+    the standard-benchmark readers of :mod:`gcr.benchmarks` read through it."""
+    return _open_source(path, split)

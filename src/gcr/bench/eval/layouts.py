@@ -3,31 +3,29 @@
 Each :class:`Layout` names the columns of one benchmark (shared/DESIGN.md §3)
 and turns one row into a :class:`~gcr.bench.eval.records.PreferencePair`.
 
-Label conventions (assumptions documented here, tested in tests/bench/eval):
-
-* MMRB2 ``chosen``: ``"A"`` or ``"B"`` (case-insensitive). Anything else is
-  ``unknown``; the benchmark has no ties.
-* GenAI-Bench ``vote_type``: ``leftvote`` → A, ``rightvote`` → B, any other
-  non-empty vote (``tievote``, ``bothbad_vote``, ...) → tie; an empty or
-  missing vote → unknown.
-* EditReward-Bench ``ranking``: strings such as ``"A>B"``, ``"B>A"``,
-  ``"A=B"``. In the 3- and 4-candidate subsets a row compares two of the
-  group's candidates and says which in ``comparison_type`` (``"AvsC"``):
-  ``candidate_1`` is the first letter, ``candidate_2`` the second, and the
-  ranking uses those letters (``"C>A"``). Without ``comparison_type`` the
-  letters are A (``candidate_1``) and B (``candidate_2``). ``<`` is read as the
-  mirror of ``>``. A ranking naming letters that are not the two compared
-  candidates, or anything unparseable, is ``unknown``.
+Labels and MMRB2 prompts are read by :mod:`gcr.bench.eval.fields`, the same
+functions the PARROT importers use; a value that names no preference makes the
+pair ``unknown`` (counted, not judged), never a tie. An EditReward-Bench file
+without a ``ranking`` column is still recognised when it carries the
+per-candidate score columns, whose sums then decide.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gcr.bench.eval.fields import (
+    EDITREWARD_SCORE_FIELDS,
+    Preference,
+    UnreadableLabel,
+    chosen_label,
+    editreward_label,
+    mmrb2_prompt,
+    vote_label,
+)
 from gcr.bench.eval.records import ImageRef, Label, PreferencePair, image_refs
 from gcr.critic.schema import Task
 
@@ -43,52 +41,26 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _or_unknown(read: Callable[[], Preference]) -> Label:
+    try:
+        return read()
+    except UnreadableLabel:
+        return "unknown"
+
+
 def label_from_chosen(value: Any, row: Row) -> Label:
     """MMRB2: ``chosen`` is ``A`` or ``B``."""
-    text = (_text(value) or "").upper()
-    if text in ("A", "B"):
-        return text  # type: ignore[return-value]
-    return "unknown"
+    return _or_unknown(lambda: chosen_label(value))
 
 
 def label_from_vote_type(value: Any, row: Row) -> Label:
-    """GenAI-Bench: left/right votes pick a side; every other vote is a tie."""
-    text = (_text(value) or "").lower()
-    if not text:
-        return "unknown"
-    if text == "leftvote":
-        return "A"
-    if text == "rightvote":
-        return "B"
-    return "tie"
+    """GenAI-Bench: the four GenAI-Arena votes; any other value is unknown."""
+    return _or_unknown(lambda: vote_label(value))
 
 
-_RANKING_RE = re.compile(r"^\s*([A-Za-z])\s*(>|<|=|==)\s*([A-Za-z])\s*$")
-_COMPARISON_RE = re.compile(r"^\s*([A-Za-z])\s*vs\.?\s*([A-Za-z])\s*$", re.IGNORECASE)
-
-
-def label_from_ranking(value: Any, row: Row) -> Label:
-    """EditReward-Bench: ``"A>B"``-style rankings over the letters in ``comparison_type``."""
-    text = _text(value)
-    if text is None:
-        return "unknown"
-    match = _RANKING_RE.match(text)
-    if match is None:
-        return "unknown"
-    first, op, second = match.group(1).upper(), match.group(2), match.group(3).upper()
-    left, right = "A", "B"
-    comparison = _text(row.get("comparison_type"))
-    if comparison is not None:
-        cmp_match = _COMPARISON_RE.match(comparison)
-        if cmp_match is None:
-            return "unknown"
-        left, right = cmp_match.group(1).upper(), cmp_match.group(2).upper()
-    if {first, second} != {left, right}:
-        return "unknown"
-    if op in ("=", "=="):
-        return "tie"
-    winner = first if op == ">" else second
-    return "A" if winner == left else "B"
+def label_from_editreward(value: Any, row: Row) -> Label:
+    """EditReward-Bench: the ranking, or without one the per-candidate score sums."""
+    return _or_unknown(lambda: editreward_label(row))
 
 
 @dataclass(frozen=True)
@@ -107,6 +79,10 @@ class Layout:
     sources_required: bool = True
     category_fields: tuple[str, ...] = ("category",)
     id_fields: tuple[str, ...] = ("id",)
+    #: Columns that together stand in for a missing ``label`` column (``read_label`` reads them).
+    label_fallback: tuple[str, ...] = ()
+    #: Applied to the prompt text as read (MMRB2: drop its image placeholders).
+    clean_prompt: Callable[[str], str] | None = None
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -114,6 +90,14 @@ class Layout:
         if self.sources is not None and self.sources_required:
             cols.append(self.sources)
         return tuple(cols)
+
+    def missing_columns(self, columns: Sequence[str]) -> list[str]:
+        """Required columns absent from ``columns``; a label column whose fallback is present is not."""
+        present = set(columns)
+        missing = [c for c in self.required_columns if c not in present]
+        if self.label in missing and self.label_fallback and set(self.label_fallback) <= present:
+            missing.remove(self.label)
+        return missing
 
     @property
     def family(self) -> str:
@@ -123,7 +107,7 @@ class Layout:
     @property
     def key_columns(self) -> tuple[str, ...]:
         """The non-image columns a cheap scan reads: ids, label, category, comparison type."""
-        return (*self.id_fields, self.label, *self.category_fields, "comparison_type")
+        return (*self.id_fields, self.label, *self.label_fallback, *self.category_fields, "comparison_type")
 
     def row_id(self, row: Row) -> str | None:
         for name in self.id_fields:
@@ -148,6 +132,8 @@ class Layout:
             prompt = ""
         else:
             prompt = _text(prompt_value) or ""
+            if self.clean_prompt is not None:
+                prompt = self.clean_prompt(prompt)
         where = f"row {index} (id {pair_id})"
         sources: tuple[ImageRef, ...] = ()
         if self.sources is not None:
@@ -182,6 +168,7 @@ def _mmrb2(task: Task) -> Layout:
         read_label=label_from_chosen,
         category_fields=("category", "prompt_source"),
         id_fields=("id", "pair_id"),
+        clean_prompt=mmrb2_prompt,
     )
 
 
@@ -220,8 +207,9 @@ LAYOUTS: dict[str, Layout] = {
             image_a="candidate_1",
             image_b="candidate_2",
             label="ranking",
-            read_label=label_from_ranking,
+            read_label=label_from_editreward,
             category_fields=("category", "dataset"),
+            label_fallback=EDITREWARD_SCORE_FIELDS,
         ),
     )
 }
@@ -229,10 +217,9 @@ LAYOUTS: dict[str, Layout] = {
 
 def matching_families(columns: Sequence[str]) -> list[str]:
     """Names of the layout families whose required columns are all present (MMRB2 counted once)."""
-    present = set(columns)
     found: list[str] = []
     for layout in LAYOUTS.values():
-        if set(layout.required_columns) <= present and layout.family not in found:
+        if not layout.missing_columns(columns) and layout.family not in found:
             found.append(layout.family)
     return found
 

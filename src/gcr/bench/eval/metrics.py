@@ -30,6 +30,8 @@ __all__ = [
     "PREFERENCES",
     "Accuracy",
     "AccuracyReport",
+    "OrderAgreement",
+    "order_agreement",
     "pairwise_accuracy",
     "preference_from_totals",
     "wilson_interval",
@@ -161,3 +163,47 @@ def pairwise_accuracy(
                 groups.setdefault(cat, []).append((pred, label))
         by_category = {cat: _accuracy(groups[cat], confidence) for cat in sorted(groups)}
     return AccuracyReport(overall=overall, by_category=by_category)
+
+
+@dataclass(frozen=True)
+class OrderAgreement:
+    """How a critic's verdicts on the same pairs change when the candidates are shown swapped."""
+
+    #: Pairs judged successfully in both orders.
+    pairs: int
+    #: Of those, pairs whose (A, B) verdict differs from their (B, A) verdict (read back as A/B).
+    flips: int
+    flip_rate: float | None
+    #: Accuracy of each order alone over those pairs whose label is known.
+    accuracy_ab: float | None
+    accuracy_ba: float | None
+    #: Correct judgements over all judgements of both orders (what the MMRB2 official scorer reports).
+    accuracy_per_judgement: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def order_agreement(verdicts: Iterable[tuple[str, str, str | None]]) -> OrderAgreement:
+    """Compare ``(verdict in order AB, verdict in order BA, label)`` triples, all in the pair's A/B terms.
+
+    The label may be ``None``/``"unknown"``: such a pair counts for the flip rate only.
+    """
+    pairs = flips = labelled = hits_ab = hits_ba = 0
+    for ab, ba, label in verdicts:
+        _check(ab, PREFERENCES, "verdict", pairs)
+        _check(ba, PREFERENCES, "verdict", pairs)
+        pairs += 1
+        flips += ab != ba
+        if label is not None and label != "unknown":
+            labelled += 1
+            hits_ab += ab == label
+            hits_ba += ba == label
+    return OrderAgreement(
+        pairs=pairs,
+        flips=flips,
+        flip_rate=flips / pairs if pairs else None,
+        accuracy_ab=hits_ab / labelled if labelled else None,
+        accuracy_ba=hits_ba / labelled if labelled else None,
+        accuracy_per_judgement=(hits_ab + hits_ba) / (2 * labelled) if labelled else None,
+    )

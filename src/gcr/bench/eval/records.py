@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError, ImageError
+from gcr.image_input import ImageInput
 from gcr.images import ensure_rgb
 
 #: A human preference between candidate A and candidate B. ``unknown`` marks a
@@ -123,6 +124,20 @@ class ImageRef:
             raise ImageError(f"{self.where}: refusing an image this large ({exc})") from None
         except OSError as exc:
             raise ImageError(f"{self.where}: cannot decode the image: {exc}") from None
+
+    def to_input(self) -> ImageInput:
+        """The image for the critic without decoding it: its bytes or file as stored (header checked).
+
+        A PIL value keeps its pixels. The critic sends the stored bytes as they are when
+        they decode to the same RGB pixels on the server (see :mod:`gcr.image_input`), so
+        a benchmark image is neither decoded nor re-encoded on the way.
+        """
+        encoded = self._encoded()
+        if isinstance(encoded, Image.Image):
+            return ImageInput.from_pil(ensure_rgb(encoded))
+        if isinstance(encoded, Path):
+            return ImageInput.from_file(encoded, where=self.where)
+        return ImageInput.from_bytes(encoded, where=self.where)
 
     def digest(self) -> str:
         """A content hash of the stored image (encoded bytes, or decoded pixels for PIL values)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gcr.bench.eval.datasets import EvalDataset
-from gcr.bench.eval.metrics import pairwise_accuracy, preference_from_totals
+from gcr.bench.eval.metrics import order_agreement, pairwise_accuracy, preference_from_totals
 from gcr.bench.eval.results import SUMMARY_FILE
 from gcr.bench.eval.runner import EvalOutcome, EvalSettings
 
@@ -64,28 +64,37 @@ def summarize(
     failure_types: Counter[str] = Counter()
     failure_examples: list[dict[str, str]] = []
     predicted: Counter[str] = Counter()
+    verdicts: list[tuple[str, str, str]] = []
     for key in outcome.keys:
         if key.label == "unknown":
             predictions.append(None)
             labels.append("unknown")
             categories.append(key.category)
             continue
-        record = outcome.records.get(key.id)
-        if record is None:
+        found = [outcome.records.get((key.id, order)) for order in settings.orders]
+        failed = [r for r in found if r is not None and r.get("status") != "ok"]
+        if not failed and None in found:
             not_judged += 1  # an interrupted run: neither judged nor failed yet
             continue
-        if record.get("status") == "ok":
-            pred = preference_from_totals(record["total_a"], record["total_b"], tie_tolerance)
-            predicted[pred] += 1
-            predictions.append(pred)
-        else:
-            error = record.get("error") or {}
+        if failed:
+            error = failed[0].get("error") or {}
             failure_types[error.get("type", "unknown error")] += 1
             if len(failure_examples) < _EXAMPLE_FAILURES:
                 failure_examples.append(
                     {"id": key.id, "type": error.get("type", ""), "message": error.get("message", "")}
                 )
             predictions.append(None)
+        else:
+            done = [r for r in found if r is not None]
+            # Both orders: the mean of the two orders' score sums decides (position bias cancels out).
+            total_a = sum(r["total_a"] for r in done) / len(done)
+            total_b = sum(r["total_b"] for r in done) / len(done)
+            pred = preference_from_totals(total_a, total_b, tie_tolerance)
+            predicted[pred] += 1
+            predictions.append(pred)
+            if len(done) == 2:
+                ab, ba = (preference_from_totals(r["total_a"], r["total_b"], tie_tolerance) for r in done)
+                verdicts.append((ab, ba, key.label))
         labels.append(key.label)
         categories.append(key.category)
     report = pairwise_accuracy(predictions, labels, categories=categories)
@@ -111,6 +120,7 @@ def summarize(
             "tie_tolerance": tie_tolerance,
             "concurrency": settings.concurrency,
             "limit": settings.limit,
+            "both_orders": settings.both_orders,
         },
         "counts": {
             "rows_in_scope": len(outcome.keys),
@@ -124,6 +134,7 @@ def summarize(
         "accuracy": report.overall.to_dict(),
         "by_category": {k: v.to_dict() for k, v in report.by_category.items()},
         "predictions": {p: predicted.get(p, 0) for p in ("A", "B", "tie")},
+        "order_agreement": order_agreement(verdicts).to_dict() if settings.both_orders else None,
         "failures": {"by_type": dict(failure_types.most_common()), "examples": failure_examples},
         "table1_column": column,
         "published": published,
@@ -167,7 +178,8 @@ def table1_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if column is None:
             continue
         settings = summary["settings"]
-        name = f"{settings.get('critic') or 'critic'} ({settings['mode']}, ours)"
+        how = f"{settings['mode']}, both orders" if settings.get("both_orders") else settings["mode"]
+        name = f"{settings.get('critic') or 'critic'} ({how}, ours)"
         acc = summary["accuracy"]
         ours.setdefault(name, {})[column] = format_accuracy(acc["accuracy"], acc["ci_low"], acc["ci_high"])
         reference = PUBLISHED_ACCURACY[REFERENCE_MODEL].get(column)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Hashable
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,18 +66,23 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 class ResultStore:
-    """Per-pair results in a JSON Lines file: load-and-compact once, then append and flush per pair."""
+    """Per-pair results in a JSON Lines file: load-and-compact once, then append and flush per pair.
 
-    def __init__(self, path: Path) -> None:
+    ``key`` names the unit of work a record stands for (default: its ``id``);
+    a later record with the same key replaces nothing, it is a duplicate.
+    """
+
+    def __init__(self, path: Path, key: Callable[[dict[str, Any]], Hashable] = itemgetter("id")) -> None:
         self.path = path
+        self.key = key
         self._fh: IO[str] | None = None
 
-    def load(self) -> dict[str, dict[str, Any]]:
-        """Successful records by pair id; failed and duplicate records are compacted away."""
+    def load(self) -> dict[Any, dict[str, Any]]:
+        """Successful records by key; failed and duplicate records are compacted away."""
         if not self.path.exists():
             return {}
         lines = self.path.read_text(encoding="utf-8").splitlines()
-        kept: dict[str, dict[str, Any]] = {}
+        kept: dict[Any, dict[str, Any]] = {}
         dropped_failed = dropped_dupes = torn = 0
         for lineno, line in enumerate(lines, start=1):
             if not line.strip():
@@ -94,10 +101,10 @@ class ResultStore:
                 raise RunError(f"{self.path}:{lineno} is not a result record (no 'id')")
             if record.get("status") != "ok":
                 dropped_failed += 1
-            elif record["id"] in kept:
+            elif self.key(record) in kept:
                 dropped_dupes += 1
             else:
-                kept[record["id"]] = record
+                kept[self.key(record)] = record
         if dropped_failed or dropped_dupes or torn:
             logger.info(
                 "results file compacted: %d kept, %d failed to retry, %d duplicates, %d torn line",

@@ -14,6 +14,15 @@ Either way a record stores both sums (``total_a``, ``total_b``); the
 prediction is made from them when the report is built, so the tie tolerance
 can change without judging anything again.
 
+With ``both_orders`` (pairwise only) every pair is also judged with its
+candidates swapped, as the MMRB2 official scorer does to control position bias
+(facebookresearch/MMRB2 ``evaluate/compute_scores/compute_accuracy.py`` scores a
+``forward`` and a ``reverse`` judgement per pair). Each order is its own record
+(``order``: ``"ab"`` or ``"ba"``), keyed by pair id and order, so a run resumes
+order by order and the ``"ab"`` records of a single-order run are reused. A
+``"ba"`` record's sums and scores are stored under the pair's own A/B labels;
+its ``critique`` is the raw answer, in the order shown to the critic.
+
 Pairs with an unknown label are not sent to the critic (counted instead).
 A critic error (:class:`~gcr.errors.GCRError`: server down, HTTP 500 after
 retries, unparseable answer) or a broken image fails only its pair: the
@@ -39,11 +48,23 @@ from gcr.bench.eval.records import PreferencePair
 from gcr.bench.eval.results import RESULTS_FILE, ResultStore, check_run_settings
 from gcr.critic.schema import NA_PAIRWISE_SCORE, Critique, PairwiseCritique, Task
 from gcr.errors import GCRError, InputError
+from gcr.image_input import ImageInput
+
+#: PIL pixels, or (for critics with ``accepts_image_inputs``) the stored bytes or file.
+AnyImage = Image.Image | ImageInput
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["pairwise", "pointwise"]
 MODES: tuple[str, ...] = ("pairwise", "pointwise")
+Order = Literal["ab", "ba"]
+#: A record key: the pair id and the order its candidates were shown in.
+RecordKey = tuple[str, str]
+
+
+def record_key(record: dict[str, Any]) -> RecordKey:
+    """The key of a result record; records written before orders existed are ``"ab"``."""
+    return record["id"], record.get("order", "ab")
 
 
 class PreferenceCritic(Protocol):
@@ -78,10 +99,18 @@ class EvalSettings:
     concurrency: int = 8
     #: Only the first ``limit`` rows of the dataset (in file order).
     limit: int | None = None
+    #: Judge every pair as (A, B) and as (B, A) (pairwise mode only).
+    both_orders: bool = False
+
+    @property
+    def orders(self) -> tuple[Order, ...]:
+        return ("ab", "ba") if self.both_orders else ("ab",)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise InputError(f"unknown mode {self.mode!r}: use pairwise or pointwise")
+        if self.both_orders and self.mode != "pairwise":
+            raise InputError("both orders apply to pairwise mode: a pointwise critique sees one image")
         if self.concurrency < 1:
             raise InputError(f"concurrency must be at least 1, not {self.concurrency}")
         if self.limit is not None and self.limit < 1:
@@ -94,8 +123,8 @@ class EvalOutcome:
 
     out_dir: Path
     keys: list[PairKey]
-    #: Latest record per pair id (successful ones from earlier runs included).
-    records: dict[str, dict[str, Any]]
+    #: Latest record per (pair id, order) (successful ones from earlier runs included).
+    records: dict[RecordKey, dict[str, Any]]
     requested: int = 0
     reused: int = 0
     elapsed_s: float = 0.0
@@ -113,7 +142,12 @@ def pointwise_totals(critique_a: Critique, critique_b: Critique) -> tuple[float,
     return total_a, total_b, scores
 
 
-def _load_images(pair: PreferencePair) -> tuple[list[Image.Image], Image.Image, Image.Image]:
+def _load_images(
+    pair: PreferencePair, critic: PreferenceCritic
+) -> tuple[list[AnyImage], AnyImage, AnyImage]:
+    """The pair's images for the critic: stored bytes for gcr's Critic, decoded pixels for any other."""
+    if getattr(critic, "accepts_image_inputs", False):
+        return [s.to_input() for s in pair.sources], pair.image_a.to_input(), pair.image_b.to_input()
     return [s.load() for s in pair.sources], pair.image_a.load(), pair.image_b.load()
 
 
@@ -130,7 +164,7 @@ class _PointwiseCache:
         self._tasks: OrderedDict[tuple, asyncio.Task[Critique]] = OrderedDict()
 
     async def critique(
-        self, key: tuple, prompt: str, image: Image.Image, sources: list[Image.Image], task: Task
+        self, key: tuple, prompt: str, image: AnyImage, sources: list[AnyImage], task: Task
     ) -> Critique:
         job = self._tasks.get(key)
         if job is None:
@@ -151,10 +185,11 @@ class _PointwiseCache:
 
 
 async def _judge(
-    pair: PreferencePair, critic: PreferenceCritic, mode: Mode, cache: _PointwiseCache
+    pair: PreferencePair, critic: PreferenceCritic, mode: Mode, cache: _PointwiseCache, order: Order = "ab"
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": pair.id,
+        "order": order,
         "row": pair.row,
         "task": pair.task.value,
         "mode": mode,
@@ -165,11 +200,16 @@ async def _judge(
     start = time.perf_counter()
     try:
         pair.check()
-        sources, image_a, image_b = await asyncio.to_thread(_load_images, pair)
+        sources, image_a, image_b = await asyncio.to_thread(_load_images, pair, critic)
         if mode == "pairwise":
-            critique = await critic.acompare(pair.prompt, image_a, image_b, sources=sources, task=pair.task)
+            first, second = (image_a, image_b) if order == "ab" else (image_b, image_a)
+            critique = await critic.acompare(pair.prompt, first, second, sources=sources, task=pair.task)
             total_a, total_b = critique.totals()
-            record["scores"] = {j.dimension.value: [j.score_a, j.score_b] for j in critique.judgements}
+            scores = {j.dimension.value: [j.score_a, j.score_b] for j in critique.judgements}
+            if order == "ba":  # back to the pair's own labels
+                total_a, total_b = total_b, total_a
+                scores = {dim: [b, a] for dim, (a, b) in scores.items()}
+            record["scores"] = scores
             record["critique"] = critique.model_dump(mode="json")
         else:
             digests = await asyncio.to_thread(_digests, pair)
@@ -222,13 +262,13 @@ async def run_eval(
         },
     )
     started = time.perf_counter()
-    store = ResultStore(out / RESULTS_FILE)
+    store = ResultStore(out / RESULTS_FILE, key=record_key)
     done = store.load()
     keys = list(dataset.scan(settings.limit))
     unknown = [k.id for k in keys if k.label == "unknown"]
-    todo = {k.id for k in keys if k.label != "unknown" and k.id not in done}
-    in_scope = {k.id for k in keys if k.label != "unknown"}
-    records = {pid: rec for pid, rec in done.items() if pid in in_scope}
+    in_scope = {(k.id, order) for k in keys if k.label != "unknown" for order in settings.orders}
+    todo = in_scope - done.keys()
+    records = {key: rec for key, rec in done.items() if key in in_scope}
     outcome = EvalOutcome(out, keys, records, reused=len(records), unknown_label_ids=unknown)
     if on_start is not None:
         on_start(len(todo), len(records))
@@ -238,13 +278,13 @@ async def run_eval(
     cache = _PointwiseCache(critic)
     slots = asyncio.Semaphore(settings.concurrency)
 
-    async def judge_one(pair: PreferencePair) -> None:
+    async def judge_one(pair: PreferencePair, order: Order) -> None:
         try:
-            record = await _judge(pair, critic, settings.mode, cache)
+            record = await _judge(pair, critic, settings.mode, cache, order)
         finally:
             slots.release()
         store.append(record)
-        outcome.records[pair.id] = record
+        outcome.records[pair.id, order] = record
         outcome.requested += 1
         if on_result is not None:
             on_result(record)
@@ -265,15 +305,18 @@ async def run_eval(
                 pair = await asyncio.to_thread(next, pairs, None)
                 if pair is None:
                     break
-                if pair.id not in todo:
-                    continue
-                await slots.acquire()
+                for order in settings.orders:
+                    if (pair.id, order) not in todo:
+                        continue
+                    await slots.acquire()
+                    if failures:
+                        slots.release()
+                        break
+                    task = asyncio.create_task(judge_one(pair, order))
+                    tasks.add(task)
+                    task.add_done_callback(finished)
                 if failures:
-                    slots.release()
                     break
-                task = asyncio.create_task(judge_one(pair))
-                tasks.add(task)
-                task.add_done_callback(finished)
             if tasks:
                 await asyncio.wait(set(tasks))
         except BaseException:

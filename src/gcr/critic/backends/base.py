@@ -14,17 +14,23 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
+from gcr.image_input import ImageInput
+
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """A system message plus one user message of interleaved text and images."""
+    """A system message plus one user message of interleaved text and images.
+
+    Images are PIL images or :class:`~gcr.image_input.ImageInput` (pixels, encoded
+    bytes and/or a file); each backend takes from them the form it needs.
+    """
 
     system: str
-    parts: Sequence[str | Image.Image]
+    parts: Sequence[str | Image.Image | ImageInput]
 
     @property
-    def images(self) -> list[Image.Image]:
-        return [p for p in self.parts if isinstance(p, Image.Image)]
+    def images(self) -> list[Image.Image | ImageInput]:
+        return [p for p in self.parts if isinstance(p, Image.Image | ImageInput)]
 
 
 @dataclass(frozen=True)

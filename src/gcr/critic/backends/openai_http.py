@@ -3,8 +3,18 @@
 Requests go through :class:`openai.AsyncOpenAI`, which already retries transient
 failures (connection errors, timeouts, 408/409/429 and 5xx) with exponential
 backoff and enforces the timeout; this module adds a concurrency limit, image
-encoding within a pixel budget, model discovery, and the translation of every
-failure into a :class:`~gcr.errors.CriticError` whose message says what to do.
+transport, model discovery, and the translation of every failure into a
+:class:`~gcr.errors.CriticError` whose message says what to do.
+
+Image transport (see :mod:`gcr.image_input`): with ``image_resize="client"`` (the
+default, right for every server) an image over the pixel budget is downscaled
+here and sent as a PNG; one within it goes as it is. With ``"server"`` every image
+goes as it is and the server applies the budget (``gcr serve critic`` gives vLLM
+the budget through ``--mm-processor-kwargs``). Either way an image that already
+has acceptable encoded bytes (a PNG the generator wrote, a dataset's JPEG) is sent
+as those bytes, and with ``local_media_root`` an image file under that folder is
+sent as a ``file://`` URL, for a server started with vLLM's
+``--allowed-local-media-path`` on the same folder.
 
 The API key is read from an environment variable and kept out of logs and reprs.
 """
@@ -14,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
@@ -24,13 +35,17 @@ from PIL import Image
 from gcr.critic.backends.base import ChatRequest, Completion, SamplingParams
 from gcr.critic.defaults import (
     API_KEY_ENV,
+    DEFAULT_IMAGE_RESIZE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_S,
+    IMAGE_RESIZE_ENV,
+    IMAGE_RESIZE_MODES,
+    LOCAL_MEDIA_ENV,
 )
 from gcr.errors import ConfigError, CriticError, CriticResponseError, CriticUnavailableError
-from gcr.images import fit_pixel_budget, to_data_url
+from gcr.image_input import ImageInput, as_image_input
 from gcr.redact import MASK, redact_text
 
 logger = logging.getLogger(__name__)
@@ -76,12 +91,64 @@ def is_openai_api(url: str) -> bool:
     return parts.scheme == "https" and (parts.hostname or "").lower() == OPENAI_API_HOST
 
 
-def build_messages(request: ChatRequest, max_pixels: int | None) -> list[dict[str, Any]]:
+ImageResize = Literal["client", "server"]
+
+
+def resolve_image_resize(value: str | None) -> ImageResize:
+    """``value``, else ``$GCR_CRITIC_IMAGE_RESIZE``, else the default (``client``); checked."""
+    chosen = value if value is not None else (os.environ.get(IMAGE_RESIZE_ENV) or DEFAULT_IMAGE_RESIZE)
+    chosen = chosen.strip().lower()
+    if chosen not in IMAGE_RESIZE_MODES:
+        raise ConfigError(
+            f"image resize {chosen!r} is not one of {', '.join(IMAGE_RESIZE_MODES)} (from "
+            f"{'the argument' if value is not None else '$' + IMAGE_RESIZE_ENV}): use 'server' only for a "
+            "server that applies the pixel budget itself (gcr serve critic), else 'client'"
+        )
+    return chosen  # type: ignore[return-value]
+
+
+def resolve_local_media_root(value: str | Path | None) -> Path | None:
+    """``value``, else ``$GCR_CRITIC_LOCAL_MEDIA``, as an absolute folder; None when neither is set."""
+    raw = value if value is not None else (os.environ.get(LOCAL_MEDIA_ENV) or None)
+    if raw is None or not str(raw).strip():
+        return None
+    root = Path(raw).expanduser().resolve()
+    if not root.is_dir():
+        raise ConfigError(
+            f"local media folder {root} is not a folder on this machine; give the folder the critic "
+            "server was started with (--allowed-local-media-path)"
+        )
+    return root
+
+
+def image_url(
+    image: Image.Image | ImageInput,
+    max_pixels: int | None,
+    resize: ImageResize = "client",
+    local_media_root: Path | None = None,
+) -> str:
+    """The ``image_url`` to send for ``image`` under the transport settings (see the module doc)."""
+    inp = as_image_input(image)
+    if resize == "client":
+        inp = inp.within_budget(max_pixels)
+    if local_media_root is not None:
+        url = inp.file_url(local_media_root)
+        if url is not None:
+            return url
+    return inp.data_url()
+
+
+def build_messages(
+    request: ChatRequest,
+    max_pixels: int | None,
+    resize: ImageResize = "client",
+    local_media_root: Path | None = None,
+) -> list[dict[str, Any]]:
     """OpenAI chat messages: the system text, then one user message of text and image parts."""
     content: list[dict[str, Any]] = []
     for part in request.parts:
-        if isinstance(part, Image.Image):
-            url = to_data_url(fit_pixel_budget(part, max_pixels))
+        if isinstance(part, Image.Image | ImageInput):
+            url = image_url(part, max_pixels, resize, local_media_root)
             content.append({"type": "image_url", "image_url": {"url": url}})
         elif part:
             content.append({"type": "text", "text": str(part)})
@@ -105,8 +172,14 @@ class OpenAICompatibleBackend:
         timeout: seconds one HTTP attempt may take.
         max_retries: retries of transient failures, with the client's exponential backoff.
         max_concurrency: requests in flight at once from this backend.
-        max_pixels: images are downscaled (never upscaled) to at most this many pixels;
-            None sends them as they are.
+        max_pixels: the image pixel budget; None sends images as they are.
+        image_resize: ``"client"`` downscales images over ``max_pixels`` here; ``"server"``
+            sends them as they are for a server that applies the budget itself (a vLLM
+            started by ``gcr serve critic``). None reads ``$GCR_CRITIC_IMAGE_RESIZE``,
+            default ``"client"``.
+        local_media_root: send image files under this folder as ``file://`` URLs (the
+            server must run on this machine with ``--allowed-local-media-path`` set to
+            it). None reads ``$GCR_CRITIC_LOCAL_MEDIA``; unset sends bytes.
     """
 
     def __init__(
@@ -119,6 +192,8 @@ class OpenAICompatibleBackend:
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        image_resize: ImageResize | None = None,
+        local_media_root: str | Path | None = None,
     ) -> None:
         if timeout <= 0:
             raise ConfigError(f"critic timeout must be positive, got {timeout}")
@@ -131,6 +206,8 @@ class OpenAICompatibleBackend:
         self.max_retries = int(max_retries)
         self.max_concurrency = int(max_concurrency)
         self.max_pixels = max_pixels
+        self.image_resize: ImageResize = resolve_image_resize(image_resize)
+        self.local_media_root = resolve_local_media_root(local_media_root)
         self.api_key_env = api_key_env
         self._model = model
         # One client and semaphore per event loop: httpx connections and asyncio
@@ -220,10 +297,12 @@ class OpenAICompatibleBackend:
         if sampling.extra:
             kwargs["extra_body"] = dict(sampling.extra)
         async with self._semaphore:
-            # Downscaling and PNG encoding take tens to hundreds of ms per image: do it in a
-            # worker thread (PIL releases the GIL) and only for requests about to be sent,
-            # so the loop stays responsive and at most max_concurrency payloads sit in memory.
-            kwargs["messages"] = await asyncio.to_thread(build_messages, request, self.max_pixels)
+            # Downscaling or encoding an image (when it has to happen at all) takes tens of ms:
+            # do it in a worker thread (PIL releases the GIL) and only for requests about to be
+            # sent, so the loop stays responsive and at most max_concurrency payloads sit in memory.
+            kwargs["messages"] = await asyncio.to_thread(
+                build_messages, request, self.max_pixels, self.image_resize, self.local_media_root
+            )
             try:
                 response = await client.chat.completions.create(**kwargs)
             except openai.OpenAIError as exc:

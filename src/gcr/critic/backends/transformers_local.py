@@ -24,8 +24,10 @@ from PIL import Image
 from gcr.critic.backends.base import ChatRequest, Completion, SamplingParams
 from gcr.critic.backends.microbatch import MicroBatcher
 from gcr.critic.defaults import DEFAULT_MAX_PIXELS
+from gcr.devices import resolve_device, resolve_dtype
 from gcr.errors import ConfigError, CriticError, CriticLoadError, InputError
-from gcr.images import ensure_rgb, fit_pixel_budget
+from gcr.image_input import ImageInput, as_pil
+from gcr.images import fit_pixel_budget
 
 logger = logging.getLogger(__name__)
 
@@ -34,63 +36,12 @@ DEFAULT_MAX_WAIT_S = 0.02
 #: Temperatures at or below this decode greedily.
 GREEDY_TEMPERATURE = 1e-5
 
-_DTYPES: dict[str, torch.dtype] = {
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float": torch.float32,
-}
-
-
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps is not None and mps.is_available())
-
-
 def resolve_device_and_dtype(
     device: str | torch.device | None = None, dtype: str | torch.dtype | None = None
 ) -> tuple[torch.device, torch.dtype]:
-    """Pick the device and dtype a local model runs in.
-
-    Without a device: CUDA if available, else Apple MPS, else CPU. Without a dtype:
-    bfloat16 on CUDA (float16 on GPUs without bfloat16), float16 on MPS, float32 on
-    CPU. Explicit values are checked, never silently replaced.
-    """
-    if device is None:
-        if torch.cuda.is_available():
-            dev = torch.device("cuda")
-        elif _mps_available():
-            dev = torch.device("mps")
-        else:
-            dev = torch.device("cpu")
-    else:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError):
-            raise ConfigError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-        if dev.type == "mps" and not _mps_available():
-            raise ConfigError(f"device {device!r} requested but Apple MPS is not available; use --device cpu")
-    if dtype is None:
-        if dev.type == "cuda":
-            resolved = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        elif dev.type == "mps":
-            resolved = torch.float16
-        else:
-            resolved = torch.float32
-    elif isinstance(dtype, torch.dtype):
-        resolved = dtype
-    else:
-        key = str(dtype).strip().lower().removeprefix("torch.")
-        if key not in _DTYPES:
-            raise ConfigError(f"unknown dtype {dtype!r}: use bfloat16, float16 or float32")
-        resolved = _DTYPES[key]
-    return dev, resolved
+    """The device and dtype a local model runs in, by the one rule of :mod:`gcr.devices`."""
+    dev = resolve_device(device)
+    return dev, resolve_dtype(dtype, dev)
 
 
 def _is_local_path(name: str) -> bool:
@@ -143,6 +94,8 @@ class TransformersBackend:
         if not self._source.strip():
             raise ConfigError("no critic model given: pass a Hugging Face id or a local folder")
         self._model_id = model_id or self._source
+        # A CUDA device comes back pinned to the caller's current GPU: the model loads and runs in the
+        # batcher's worker thread, whose current CUDA device is 0, not the one set for this process.
         self.device, self.dtype = resolve_device_and_dtype(device, dtype)
         self.device_map = device_map
         self.max_pixels = max_pixels
@@ -279,7 +232,9 @@ class TransformersBackend:
                     build_chat_messages(job.request), tokenize=False, add_generation_prompt=True
                 )
             )
-            images.extend(fit_pixel_budget(ensure_rgb(img), self.max_pixels) for img in job.request.images)
+            # Pixels go to the processor as they are in memory (an ImageInput decodes only if it
+            # came as bytes or a file); no PNG round trip on the way.
+            images.extend(fit_pixel_budget(as_pil(img), self.max_pixels) for img in job.request.images)
         inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
         inputs = inputs.to(device=model.device, dtype=self.dtype)
         options = _generation_options(jobs[0].sampling)
@@ -312,7 +267,7 @@ def build_chat_messages(request: ChatRequest) -> list[dict[str, Any]]:
     """The request in the processor's chat format: image parts stay where they are in the text."""
     content: list[dict[str, Any]] = []
     for part in request.parts:
-        if isinstance(part, Image.Image):
+        if isinstance(part, Image.Image | ImageInput):
             content.append({"type": "image"})
         elif part:
             content.append({"type": "text", "text": part})
@@ -327,7 +282,7 @@ def _check_request(request: ChatRequest) -> None:
     if not request.parts:
         raise InputError("the critic request has no content: give at least one text or image part")
     for part in request.parts:
-        if not isinstance(part, str | Image.Image):
+        if not isinstance(part, str | Image.Image | ImageInput):
             raise InputError(f"critic request parts must be text or PIL images, got {type(part).__name__}")
 
 

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError, ImageError
+from gcr.image_input import ImageInput
 from gcr.images import load_image
 
 logger = logging.getLogger(__name__)
@@ -107,13 +107,18 @@ class PreferenceItem(BaseModel):
 
 @dataclass(frozen=True)
 class ItemImages:
-    """The decoded images of one item."""
+    """The images of one item, as the critic and teacher backends take them.
 
-    sources: list[Image.Image]
-    a: Image.Image
-    b: Image.Image
+    Each is an :class:`~gcr.image_input.ImageInput` over its file: the header is
+    checked when it is made, the file's bytes are sent as they are where they can
+    be, and pixels are decoded only where a destination needs them.
+    """
 
-    def candidate(self, which: Literal["A", "B"]) -> Image.Image:
+    sources: list[ImageInput]
+    a: ImageInput
+    b: ImageInput
+
+    def candidate(self, which: Literal["A", "B"]) -> ImageInput:
         return self.a if which == "A" else self.b
 
 
@@ -141,11 +146,11 @@ class PreferenceSet:
         return self.root / relative
 
     def load_images(self, item: PreferenceItem) -> ItemImages:
-        """Decode the item's images; a missing or broken file raises :class:`ImageError`."""
+        """The item's images (headers checked); a missing or non-image file raises :class:`ImageError`."""
         return ItemImages(
-            sources=[load_image(self.resolve(p)) for p in item.source_images],
-            a=load_image(self.resolve(item.image_a)),
-            b=load_image(self.resolve(item.image_b)),
+            sources=[ImageInput.from_file(self.resolve(p)) for p in item.source_images],
+            a=ImageInput.from_file(self.resolve(item.image_a)),
+            b=ImageInput.from_file(self.resolve(item.image_b)),
         )
 
 

@@ -3,12 +3,14 @@
 Layouts (field names as the datasets publish them):
 
 ===================  ======================================================================
-``mmrb2``            MMRB2 (t2i and edit): ``prompt_text``, ``prompt_images`` (source images;
-                     none for t2i), ``response_a_images``, ``response_b_images`` (one image
-                     each), ``chosen`` (A/B). The task is inferred from the source images
-                     unless given.
+``mmrb2``            MMRB2 (t2i and edit): ``prompt_text`` (``<image_N>`` placeholders dropped),
+                     ``prompt_images`` (source images; none for t2i), ``response_a_images``,
+                     ``response_b_images`` (one image each), ``chosen`` (A/B); or the
+                     official release JSON (``{"pairs": [...]}``), read as ``gcr eval`` reads
+                     it. The task is inferred from the source images unless given.
 ``genai-bench-t2i``  GenAI-Bench t2i: ``prompt``, ``left_image``, ``right_image``,
-                     ``vote_type`` (``leftvote`` → A, ``rightvote`` → B, any other vote → tie).
+                     ``vote_type`` (``leftvote`` → A, ``rightvote`` → B, ``tievote`` and
+                     ``bothbad_vote`` → tie; any other vote skips the row).
 ``genai-bench-edit`` GenAI-Bench edit: ``instruct_prompt``, ``source_image``,
                      ``left_output_image``, ``right_output_image``, ``vote_type``.
 ``editreward-bench`` EditReward-Bench: ``instruction``, ``source_image``, ``candidate_1``,
@@ -24,25 +26,33 @@ Layouts (field names as the datasets publish them):
                      ``right_output_image``, ``vote_type``).
 ===================  ======================================================================
 
-Layouts that always list the preferred image first (``hpd``, the ``editreward``
-JSON) are shuffled into A/B order by a hash of the item id, so labels come out
-balanced and reproducible. Broken rows are skipped and reported, never guessed.
+Labels are read by :mod:`gcr.bench.eval.fields`, the functions ``gcr eval``
+uses, so both agree on every row. Layouts that always list the preferred image
+first (``hpd``, the ``editreward`` JSON) are shuffled into A/B order by a hash
+of the item id, so labels come out balanced and reproducible. Broken rows are
+skipped and reported, never guessed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gcr.bench.eval.layouts import label_from_ranking
+from gcr.bench.eval.fields import (
+    EDITREWARD_SCORE_FIELDS,
+    UnreadableLabel,
+    chosen_label,
+    editreward_label,
+    mmrb2_prompt,
+    vote_label,
+)
 from gcr.critic.schema import Task
 from gcr.errors import InputError
-from gcr.training.parrot.data import Label, PreferenceItem, RowProblem, normalize_label, write_preferences
+from gcr.training.parrot.data import Label, PreferenceItem, RowProblem, write_preferences
 from gcr.training.parrot.sources import ImageStore, RowError, SourceRow, iter_rows, safe_name
 
 logger = logging.getLogger(__name__)
@@ -109,6 +119,13 @@ def _row_id(row: SourceRow, *keys: str) -> str:
     return f"{row.file.stem}-{row.number}"
 
 
+def _mmrb2_request(d: dict[str, Any]) -> str:
+    request = mmrb2_prompt(_text(d, "prompt_text"))
+    if not request:
+        raise RowError("field 'prompt_text' holds only image placeholders")
+    return request
+
+
 def _single(value: Any, key: str) -> Any:
     """MMRB2 stores each response as a list of images; gcr compares single images."""
     if isinstance(value, (list, tuple)):
@@ -124,15 +141,11 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _vote(value: Any) -> Label:
-    vote = str(value or "").strip().lower()
-    if not vote:
-        raise RowError("field 'vote_type' is missing or empty")
-    if vote.startswith("left"):
-        return "A"
-    if vote.startswith("right"):
-        return "B"
-    return "tie"  # tievote, bothbad_vote, ...: neither side preferred
+def _label(read: Callable[[], Label]) -> Label:
+    try:
+        return read()
+    except UnreadableLabel as exc:
+        raise RowError(str(exc)) from None
 
 
 def _swapped(item_id: str) -> bool:
@@ -148,16 +161,12 @@ def _preferred_first(item_id: str, preferred: Any, other: Any, tie: bool) -> tup
 def _mmrb2(row: SourceRow, task: Task | None) -> RawPair:
     d = row.data
     sources = _as_list(d.get("prompt_images"))
-    chosen = _need(d, "chosen")
-    try:
-        label = normalize_label(chosen)
-    except ValueError as exc:
-        raise RowError(str(exc)) from None
+    label = _label(lambda: chosen_label(d.get("chosen")))
     inferred = Task.EDIT if sources else Task.T2I
     return RawPair(
         id=_row_id(row, "pair_id", "id"),
         task=task or inferred,
-        request=_text(d, "prompt_text"),
+        request=_mmrb2_request(d),
         sources=sources,
         a=_single(_need(d, "response_a_images"), "response_a_images"),
         b=_single(_need(d, "response_b_images"), "response_b_images"),
@@ -175,7 +184,7 @@ def _genai_t2i(row: SourceRow, task: Task | None) -> RawPair:
         sources=[],
         a=_need(d, "left_image"),
         b=_need(d, "right_image"),
-        label=_vote(d.get("vote_type")),
+        label=_label(lambda: vote_label(d.get("vote_type"))),
         meta={
             "vote_type": d.get("vote_type"),
             **{k: d[k] for k in ("left_model", "right_model") if d.get(k)},
@@ -192,7 +201,7 @@ def _genai_edit(row: SourceRow, task: Task | None) -> RawPair:
         sources=[_need(d, "source_image")],
         a=_need(d, "left_output_image"),
         b=_need(d, "right_output_image"),
-        label=_vote(d.get("vote_type")),
+        label=_label(lambda: vote_label(d.get("vote_type"))),
         meta={
             "vote_type": d.get("vote_type"),
             **{k: d[k] for k in ("left_model", "right_model") if d.get(k)},
@@ -200,65 +209,12 @@ def _genai_edit(row: SourceRow, task: Task | None) -> RawPair:
     )
 
 
-_RANK_RE = re.compile(r"^([12])([<>=])([12])$")
-
-
-def parse_ranking(value: Any) -> Label:
-    """Read an EditReward-Bench ranking of candidates 1 and 2 into A/B/tie."""
-    if isinstance(value, (list, tuple)) and value:
-        order = [str(v).strip().lower().removeprefix("candidate_") for v in value]
-        if order[0] in ("1", "2"):
-            return "A" if order[0] == "1" else "B"
-    text = str(value).strip().lower()
-    if text in ("tie", "=", "1=2", "2=1"):
-        return "tie"
-    compact = re.sub(r"candidate[_ ]?|image[_ ]?|\s+", "", text).replace("a", "1").replace("b", "2")
-    compact = compact.replace("==", "=")
-    if compact in ("1", "2"):
-        return "A" if compact == "1" else "B"
-    m = _RANK_RE.match(compact)
-    if m and m.group(1) != m.group(3):
-        left, op = m.group(1), m.group(2)
-        if op == "=":
-            return "tie"
-        best = left if op == ">" else m.group(3)
-        return "A" if best == "1" else "B"
-    raise RowError(f"cannot read ranking {value!r}; expected e.g. '1>2', 'B>A', 'A=B' or [2, 1]")
-
-
-def _bench_ranking(row: dict[str, Any]) -> Label:
-    """Read the ranking as ``gcr eval`` does (letters named by ``comparison_type``), else the other forms."""
-    label = label_from_ranking(row["ranking"], row)
-    if label != "unknown":
-        return label  # type: ignore[return-value]
-    if row.get("comparison_type") not in (None, ""):
-        raise RowError(
-            f"ranking {row['ranking']!r} does not order the two candidates of {row['comparison_type']!r}"
-        )
-    return parse_ranking(row["ranking"])
-
-
 def _editreward_bench(row: SourceRow, task: Task | None) -> RawPair:
     d = row.data
     if d.get("candidate_3") is not None:
         raise RowError("multi-way row (candidate_3 present): import the 2-way subset")
-    scores = {
-        k: d.get(k)
-        for k in (
-            "instruction_following_1",
-            "instruction_following_2",
-            "visual_quality_1",
-            "visual_quality_2",
-        )
-    }
-    if d.get("ranking") not in (None, ""):
-        label = _bench_ranking(d)
-    elif all(isinstance(v, (int, float)) for v in scores.values()):
-        one = scores["instruction_following_1"] + scores["visual_quality_1"]  # type: ignore[operator]
-        two = scores["instruction_following_2"] + scores["visual_quality_2"]  # type: ignore[operator]
-        label = "tie" if one == two else ("A" if one > two else "B")
-    else:
-        raise RowError("field 'ranking' is missing and the per-candidate scores are incomplete")
+    scores = {k: d.get(k) for k in EDITREWARD_SCORE_FIELDS}
+    label = _label(lambda: editreward_label(d))
     return RawPair(
         id=_row_id(row, "id", "dev_id", "pair_id"),
         task=Task.EDIT,
@@ -299,7 +255,7 @@ def _editreward(row: SourceRow, task: Task | None) -> RawPair:
             sources=[_need(d, "source_img")],
             a=_need(d, "left_output_image"),
             b=_need(d, "right_output_image"),
-            label=_vote(d.get("vote_type")),
+            label=_label(lambda: vote_label(d.get("vote_type"))),
             meta={
                 k: d[k]
                 for k in ("left_model", "right_model", "left_overall_score", "right_overall_score")

@@ -23,8 +23,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image
-
 from gcr.critic.backends.base import ChatRequest
 from gcr.critic.schema import TASK_DIMENSIONS, PairwiseCritique, Task
 from gcr.critic.templates import CritiqueTemplate, load_template, render_pairwise, render_pointwise
@@ -123,7 +121,7 @@ def render_projection(
             "{scores}": scores_text(critique, candidate),
         },
     )
-    image: Image.Image = images.candidate(candidate)
+    image = images.candidate(candidate)
     return render_pointwise(filled, item.request, image, images.sources)
 
 

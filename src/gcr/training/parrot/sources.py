@@ -1,7 +1,8 @@
 """Reading rows and images out of the files people download preference data in.
 
 Rows come from Parquet files (the Hugging Face layout, images stored as
-``{"bytes": ..., "path": ...}`` structs), JSON Lines, or a JSON list; a folder
+``{"bytes": ..., "path": ...}`` structs), JSON Lines, a JSON list, or the MMRB2
+release JSON (``{"pairs": [...]}``, flattened as ``gcr eval`` flattens it); a folder
 means every Parquet file in it (or, without any, every JSONL/JSON file), in name
 order. An image may be given as such a struct, raw bytes, a PIL image, a
 ``data:`` URL, or a path relative to the file that names it. :class:`ImageStore`
@@ -25,6 +26,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from gcr.bench.eval.fields import mmrb2_release_rows
 from gcr.errors import DatasetError, DependencyError
 from gcr.training.parrot.data import IMAGES_DIR
 
@@ -118,10 +120,13 @@ def _json_rows(file: Path) -> Iterator[SourceRow | tuple[Path, int, str]]:
         data = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{file} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if isinstance(data, dict) and isinstance(data.get("data"), list):
+    release = mmrb2_release_rows(data)
+    if release is not None:
+        data = release
+    elif isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
-        raise DatasetError(f"{file} must hold a JSON list of rows")
+        raise DatasetError(f"{file} must hold a JSON list of rows, or be an MMRB2 release file with 'pairs'")
     for number, row in enumerate(data, start=1):
         if isinstance(row, dict):
             yield SourceRow(file, number, row)

@@ -174,6 +174,13 @@ class RLConfig:
         ),
     )
     sample_batch_size: int = field(default=8, metadata=_help("Images per rollout forward pass."))
+    overlap_scoring: bool = field(
+        default=True,
+        metadata=_help(
+            "Score each rollout batch (decoded at once) while the next one samples, instead of scoring "
+            "the whole epoch after sampling; the rewards are the same."
+        ),
+    )
     # -- optimisation -------------------------------------------------------------
     num_epochs: int = field(default=100, metadata=_help("Sample-then-train epochs."))
     train_batch_size: int = field(
@@ -376,9 +383,6 @@ class RLConfig:
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
-
-    def with_overrides(self, overrides: Iterable[str]) -> RLConfig:
-        return RLConfig.from_dict(apply_overrides(self.to_dict(), overrides))
 
 
 def field_help(cls: type = RLConfig) -> dict[str, str]:

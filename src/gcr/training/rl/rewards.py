@@ -15,8 +15,10 @@ import asyncio
 import importlib
 import logging
 import math
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -65,8 +67,9 @@ class CriticReward:
     """The critic as a reward: per-dimension scores and their weighted, normalized combination.
 
     Every image is critiqued concurrently (``asyncio.gather`` under a semaphore of
-    ``max_concurrency``) on one event loop that lives as long as this object, so a
-    served critic (vLLM on its own GPUs) sees many requests at once. The reward of a
+    ``max_concurrency``) on one event loop, in a thread of its own, that lives as long
+    as this object, so a served critic (vLLM on its own GPUs) sees many requests at
+    once, and :meth:`submit` lets a trainer score one batch while it samples the next. The reward of a
     sample is :func:`gcr.critic.scoring.normalized_reward` of its critique under
     ``spec``; raw 1-4 scores of every dimension are reported as details. A
     :class:`~gcr.errors.CriticError` for a sample (unreachable server, unreadable
@@ -87,20 +90,50 @@ class CriticReward:
         self.spec = spec
         self.max_concurrency = max_concurrency
         self.task = task
-        self._runner: asyncio.Runner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._gate: asyncio.Semaphore | None = None
 
     def __call__(self, images: Images, prompts: Sequence[str], sources: Sources) -> list[float | None]:
         return self.evaluate(images, prompts, sources).values
 
     def evaluate(self, images: Images, prompts: Sequence[str], sources: Sources) -> RewardResult:
+        return self.submit(images, prompts, sources).result()
+
+    def submit(self, images: Images, prompts: Sequence[str], sources: Sources) -> Future[RewardResult]:
+        """Start critiquing a batch and return at once; the future holds its :class:`RewardResult`.
+
+        Batches submitted while others run share the event loop and the concurrency limit,
+        so a trainer can score one rollout batch while it samples the next.
+        """
         _check_lengths(images, prompts, sources)
-        if self._runner is None:
-            self._runner = asyncio.Runner()
-        outcomes = self._runner.run(self._critique_all(images, prompts, sources))
-        return self._to_result(outcomes)
+        loop = self._ensure_loop()
+        done: Future[RewardResult] = Future()
+        job = asyncio.run_coroutine_threadsafe(self._critique_all(list(images), list(prompts), sources), loop)
+
+        def finish(f: Future[list[Any]]) -> None:
+            try:
+                done.set_result(self._to_result(f.result()))
+            except BaseException as exc:  # handed to whoever waits on the result
+                done.set_exception(exc)
+
+        job.add_done_callback(finish)
+        return done
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        # One event loop in its own thread for the life of this reward: the critic's HTTP
+        # connections stay bound to it, and callers never block on it except in result().
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="gcr-critic-reward", daemon=True)
+            thread.start()
+            self._loop, self._thread = loop, thread
+        return self._loop
 
     async def _critique_all(self, images: Images, prompts: Sequence[str], sources: Sources) -> list[Any]:
-        gate = asyncio.Semaphore(self.max_concurrency)
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.max_concurrency)
+        gate = self._gate
 
         async def one(image: Image.Image, prompt: str, srcs: Sequence[Image.Image]) -> Any:
             async with gate:
@@ -137,14 +170,18 @@ class CriticReward:
         return RewardResult(values=values, details=details, errors=errors)
 
     def close(self) -> None:
-        """Close the critic's connections and the event loop."""
-        if self._runner is None:
-            self._runner = asyncio.Runner()
+        """Close the critic's connections and stop the event loop."""
+        loop = self._ensure_loop()
         aclose = getattr(self.critic, "aclose", None)
-        if aclose is not None:
-            self._runner.run(aclose())
-        self._runner.close()
-        self._runner = None
+        try:
+            if aclose is not None:
+                asyncio.run_coroutine_threadsafe(aclose(), loop).result()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join()
+            loop.close()
+            self._loop = self._thread = self._gate = None
 
 
 @dataclass
@@ -210,7 +247,29 @@ class CombinedReward:
         self.rewards = list(rewards)
 
     def __call__(self, images: Images, prompts: Sequence[str], sources: Sources) -> RewardBatch:
+        return self.submit(images, prompts, sources).result()
+
+    def submit(self, images: Images, prompts: Sequence[str], sources: Sources) -> PendingRewards:
+        """Start the rewards that can run in the background (the critic) and return at once.
+
+        :meth:`PendingRewards.result` waits for them, computes the plain callables and
+        combines everything exactly as calling this object does.
+        """
         _check_lengths(images, prompts, sources)
+        started: dict[str, Future[RewardResult]] = {}
+        for reward in self.rewards:
+            submit = getattr(reward.fn, "submit", None)
+            if callable(submit):
+                started[reward.name] = submit(images, prompts, sources)
+        return PendingRewards(self, list(images), list(prompts), list(sources), started)
+
+    def _combine(
+        self,
+        images: Images,
+        prompts: Sequence[str],
+        sources: Sources,
+        started: Mapping[str, Future[RewardResult]],
+    ) -> RewardBatch:
         n = len(images)
         totals: list[float | None] = [0.0] * n
         per_reward: dict[str, list[float | None]] = {}
@@ -218,7 +277,8 @@ class CombinedReward:
         failures: dict[str, int] = {}
         kinds: Counter[str] = Counter()
         for reward in self.rewards:
-            result = _evaluate(reward.fn, images, prompts, sources)
+            future = started.get(reward.name)
+            result = future.result() if future is not None else _evaluate(reward.fn, images, prompts, sources)
             if len(result.values) != n:
                 raise ConfigError(
                     f"reward {reward.name!r} returned {len(result.values)} values for {n} images"
@@ -264,6 +324,33 @@ class CombinedReward:
             close = getattr(reward.fn, "close", None)
             if callable(close):
                 close()
+
+
+class PendingRewards:
+    """Rewards of one batch being computed; :meth:`result` gives the :class:`RewardBatch`."""
+
+    def __init__(
+        self,
+        owner: CombinedReward,
+        images: Images,
+        prompts: Sequence[str],
+        sources: Sources,
+        started: Mapping[str, Future[RewardResult]],
+    ) -> None:
+        self._owner = owner
+        self._inputs = (images, prompts, sources)
+        self._started = started
+        self._batch: RewardBatch | None = None
+
+    def __len__(self) -> int:
+        return len(self._inputs[0])
+
+    def result(self) -> RewardBatch:
+        """Wait for the background rewards, compute the rest, combine (once)."""
+        if self._batch is None:
+            self._batch = self._owner._combine(*self._inputs, self._started)
+            self._inputs = ((), (), ())  # the images are no longer needed here
+        return self._batch
 
 
 def _evaluate(fn: Any, images: Images, prompts: Sequence[str], sources: Sources) -> RewardResult:

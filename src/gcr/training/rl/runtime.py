@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,11 @@ def load_pipeline(config: RLConfig, device: torch.device, dtype: torch.dtype) ->
     if config.family == "auto" and class_name is not None:
         family_for_class(class_name)  # fail before loading weights
     try:
-        pipe = DiffusionPipeline.from_pretrained(config.pretrained_model, dtype=dtype)
+        with warnings.catch_warnings():
+            # `torch_dtype=` works on every supported diffusers (>= 0.35); `dtype=` is accepted only
+            # since huggingface/diffusers#14205 (older versions do not take it and load fp32 weights).
+            warnings.filterwarnings("ignore", message=r".*torch_dtype.*", category=FutureWarning)
+            pipe = DiffusionPipeline.from_pretrained(config.pretrained_model, torch_dtype=dtype)
     except (OSError, ValueError) as exc:
         raise GeneratorLoadError(f"cannot load the pipeline {config.pretrained_model!r}: {exc}") from None
     family = family_for_class(type(pipe).__name__) if config.family == "auto" else get_family(config.family)

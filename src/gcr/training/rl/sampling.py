@@ -9,6 +9,7 @@ Noise comes from an explicit CPU generator, so a seed fixes a rollout on any dev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -69,18 +70,35 @@ def sample_groups(
     batch_size: int,
     generator: torch.Generator,
     decode_batch_size: int | None = None,
+    on_images: Callable[[list[Image.Image], torch.Tensor], None] | None = None,
 ) -> Rollout:
-    """``group_size`` samples for every prompt of ``cond`` (sample i belongs to prompt i // group_size)."""
+    """``group_size`` samples for every prompt of ``cond`` (sample i belongs to prompt i // group_size).
+
+    With ``on_images``, each batch is decoded as soon as it is sampled and handed over
+    as ``on_images(images, prompt_index_of_those_images)``, so a caller can start scoring
+    it while the next batch samples; the noise drawn, and so every sample, is the same.
+    """
     prompt_index = torch.arange(len(cond)).repeat_interleave(group_size)
     latents: list[torch.Tensor] = []
+    images: list[Image.Image] = []
     times: torch.Tensor | None = None
     for chunk in prompt_index.split(batch_size):
         noise = family.initial_noise(len(chunk), generator)
         x0, times = denoise(family, model, cond.take(chunk), noise, num_steps)
         latents.append(x0)
+        if on_images is not None:
+            decoded = _decode(family, x0, decode_batch_size or batch_size)
+            images.extend(decoded)
+            on_images(decoded, chunk)
     assert times is not None  # at least one prompt, so at least one chunk
     x0_all = torch.cat(latents)
-    images: list[Image.Image] = []
-    for part in x0_all.split(decode_batch_size or batch_size):
-        images.extend(family.decode(part))
+    if on_images is None:
+        images = _decode(family, x0_all, decode_batch_size or batch_size)
     return Rollout(latents=x0_all, times=times, prompt_index=prompt_index, images=images)
+
+
+def _decode(family: FlowFamily, x0: torch.Tensor, batch_size: int) -> list[Image.Image]:
+    images: list[Image.Image] = []
+    for part in x0.split(batch_size):
+        images.extend(family.decode(part))
+    return images

@@ -47,7 +47,14 @@ from gcr.training.rl.config import RLConfig
 from gcr.training.rl.data import PromptRecord, epoch_prompts, load_prompts
 from gcr.training.rl.evaluation import sample_eval_images
 from gcr.training.rl.families import family_for_class, get_family
-from gcr.training.rl.rewards import CombinedReward, RewardBatch, WeightedReward, build_rewards, summarize
+from gcr.training.rl.rewards import (
+    CombinedReward,
+    PendingRewards,
+    RewardBatch,
+    WeightedReward,
+    build_rewards,
+    summarize,
+)
 from gcr.training.rl.runtime import gather_all, load_pipeline, make_accelerator, resolve_dtype, tracker_config
 from gcr.training.rl.sampling import sample_groups, seeded_generator
 from gcr.training.rl.update import NFTUpdater
@@ -217,6 +224,16 @@ class DiffusionNFTTrainer:
             )
             return None
         sources = self._sources(records)
+        # With overlap_scoring each rollout batch is scored (in the reward's background loop)
+        # while the next one samples; reward_s is then only the wait after sampling ends.
+        pending: list[PendingRewards] = []
+
+        def score(images: list[Any], index: torch.Tensor) -> None:
+            ids = index.tolist()
+            pending.append(
+                self.reward.submit(images, [records[i].prompt for i in ids], [sources[i] for i in ids])
+            )
+
         phase = time.perf_counter()
         with torch.no_grad(), acc.autocast():
             cond = self.family.encode([r.prompt for r in records], sources if self.family.is_edit else None)
@@ -229,11 +246,17 @@ class DiffusionNFTTrainer:
                     num_steps=cfg.num_inference_steps,
                     batch_size=cfg.sample_batch_size,
                     generator=seeded_generator(cfg.seed, epoch, acc.process_index, 0),
+                    on_images=score if cfg.overlap_scoring else None,
                 )
         timings = {"time/sample_s": time.perf_counter() - phase}
         phase = time.perf_counter()
-        index = rollout.prompt_index.tolist()
-        batch = self.reward(rollout.images, [records[i].prompt for i in index], [sources[i] for i in index])
+        if cfg.overlap_scoring:
+            batch = RewardBatch.concat([p.result() for p in pending])
+        else:
+            index = rollout.prompt_index.tolist()
+            batch = self.reward(
+                rollout.images, [records[i].prompt for i in index], [sources[i] for i in index]
+            )
         timings["time/reward_s"] = time.perf_counter() - phase
         everyone = RewardBatch.concat(gather_all(acc, batch))
         if everyone.total and everyone.failed == len(everyone.total):

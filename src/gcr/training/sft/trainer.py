@@ -148,11 +148,27 @@ def load_sft_splits(path: str | Path) -> Any:
     return data
 
 
-def _load_student(config: SFTRunConfig) -> tuple[Any, Any]:
+def student_dtype(config: SFTRunConfig, *, deepspeed: bool) -> Any:
+    """The dtype the student's weights are loaded in for training.
+
+    ``bf16`` is mixed precision: the forward and backward passes run in bf16 under
+    autocast, but weights that the optimizer updates in place must stay fp32. In bf16
+    an update of about ``learning_rate`` (1e-5 upstream) is far below the spacing of
+    representable values around a typical weight (about 1e-4 at 0.02), so most updates
+    would round away and a full fine-tune would barely move. DeepSpeed keeps fp32
+    master weights itself (as the upstream runs did), and LoRA trains fp32 adapters
+    (peft upcasts them) on a frozen base, so those load in bf16 and save the memory.
+    """
     import torch
+
+    if not config.bf16 or (config.finetune == "full" and not deepspeed):
+        return torch.float32
+    return torch.bfloat16
+
+
+def _load_student(config: SFTRunConfig, dtype: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    dtype = torch.bfloat16 if config.bf16 else torch.float32
     try:
         processor = AutoProcessor.from_pretrained(config.model)
         model = AutoModelForImageTextToText.from_pretrained(config.model, dtype=dtype)
@@ -198,6 +214,8 @@ def _trl_args(config: SFTRunConfig, eval_split: bool) -> Any:
 
 def run_sft(config: SFTRunConfig) -> SFTResult:
     """Fine-tune ``config.model`` on ``config.dataset``; save, merge, evaluate; return the result."""
+    import torch
+
     try:
         from trl import SFTTrainer
     except ImportError:
@@ -208,7 +226,8 @@ def run_sft(config: SFTRunConfig) -> SFTResult:
     has_val = "validation" in splits and len(splits["validation"]) > 0
     # The training arguments come first: under DeepSpeed ZeRO-3 they make from_pretrained load sharded.
     args = _trl_args(config, has_val)
-    processor, model = _load_student(config)
+    dtype = student_dtype(config, deepspeed=getattr(args, "deepspeed_plugin", None) is not None)
+    processor, model = _load_student(config, dtype)
     total = sum(p.numel() for p in model.parameters())
     if config.finetune == "full":
         trainable = freeze_parts(
@@ -243,6 +262,8 @@ def run_sft(config: SFTRunConfig) -> SFTResult:
         adapter_dir = str(out / "adapter")
         trainer.save_model(adapter_dir)
     else:
+        if config.bf16 and trainer.model.dtype != torch.bfloat16:
+            trainer.model.to(torch.bfloat16)  # trained with fp32 master weights; saved in bf16 as upstream
         trainer.save_model(str(out))
     trainer.accelerator.wait_for_everyone()
     result = SFTResult(

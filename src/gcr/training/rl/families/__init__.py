@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 from gcr.errors import ConfigError
+from gcr.generators.presets import pipeline_class_name
 from gcr.training.rl.families.base import Conditioning, FlowFamily, TransformerCall
 from gcr.training.rl.families.flux import FluxFamily, FluxKontextFamily
 from gcr.training.rl.families.qwen import QwenImageEditFamily, QwenImageFamily
@@ -48,16 +45,3 @@ def family_for_class(class_name: str) -> type[FlowFamily]:
             return cls
     known = ", ".join(c for f in FAMILIES.values() for c in f.pipeline_classes)
     raise ConfigError(f"{class_name} is not a supported flow-matching pipeline for RL; supported: {known}")
-
-
-def pipeline_class_name(model: str | Path) -> str | None:
-    """The pipeline class named in a local folder's ``model_index.json`` (None for a Hub id)."""
-    index = Path(model).expanduser() / "model_index.json"
-    if not index.is_file():
-        return None
-    try:
-        data: Any = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read {index}: {exc}") from None
-    name = data.get("_class_name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) else None
