@@ -301,7 +301,8 @@ def test_no_checkpoint_is_saved_while_an_image_it_may_name_is_incomplete(harness
         saves["n"] += 1
         for path in set(pattern.findall(repr(saved))):
             saves["named"] += 1
-            if not Path(path).is_file():  # files appear only whole (written, then renamed)
+            # State paths are relative to the run folder (joining keeps an absolute one as it is).
+            if not (tmp_path / "run" / path).is_file():  # files appear only whole (written, then renamed)
                 saves["missing"].append(path)
 
     async def aput(self, config, checkpoint, metadata, new_versions):
@@ -321,4 +322,4 @@ def test_no_checkpoint_is_saved_while_an_image_it_may_name_is_incomplete(harness
     assert done.finished and saves["n"] > 0 and saves["named"] > 0
     assert saves["missing"] == []  # no checkpoint named an image before it was complete on disk
     for candidate in done.values["candidates"]:
-        assert Path(candidate["image"]).is_file()
+        assert (folder.path / candidate["image"]).is_file()

@@ -128,7 +128,8 @@ def test_stream_a_refine_run_and_read_the_final_state(server, critic):
     assert state["next"] == []
     assert values["stop_reason"] == "max_rounds"
     assert values["best"]["round"] == 1 and values["best"]["scores"] == scores(3.5, 3)
-    assert Path(values["best"]["image"]).is_file()
+    # The state's paths are relative to its run folder.
+    assert (Path(values["run_dir"]) / values["best"]["image"]).is_file()
     assert values["summary"]["final_reward"] == pytest.approx(0.75)
     assert (Path(values["run_dir"]) / "report.html").is_file()
 

@@ -203,7 +203,11 @@ def test_cancel_stops_the_run_and_resume_finishes_it(tmp_path, tiny_pipeline_dir
     assert not resumed.is_error, resumed.content
     result = resumed.structured_content
     assert result["run_dir"] == str(run_dir) and result["finished"]
-    assert len(result["trajectory"]) == 4 and result["trajectory"][0]["prompt"] == PROMPT
+    # On failure, say how the resumed run ended and what the server logged (this test failed twice
+    # in full-suite runs on a heavily loaded machine and never alone; see the issue-16 note).
+    log = (tmp_path / "server.err").read_text()[-4000:]
+    assert len(result["trajectory"]) == 4, (result.get("stop_reason"), result["trajectory"], log)
+    assert result["trajectory"][0]["prompt"] == PROMPT
     # Round 0 ran before the cancel and is kept; the round cut short is asked again on resume
     # (so it may take the next scripted score), and the run ends on the best scripted image.
     assert result["trajectory"][0]["best_reward"] == pytest.approx(1 / 3)

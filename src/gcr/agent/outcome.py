@@ -59,9 +59,11 @@ def result_from_values(values: Mapping[str, Any], *, finished: bool = True) -> R
     """Condense the graph's final state values (or ``RefineOutput``) into a :class:`RefineResult`."""
     rounds = list(values.get("rounds") or [])
     best = values.get("best")
+    run_dir = str(values.get("run_dir") or "")
     return RefineResult(
-        run_dir=str(values.get("run_dir") or ""),
-        best_image=None if best is None else best["image"],
+        run_dir=run_dir,
+        # The state records paths relative to the run folder; callers get one they can open.
+        best_image=None if best is None else str(Path(run_dir) / best["image"]),
         best_prompt=None if best is None else best["prompt"],
         best_reward=None if best is None else best["reward"],
         best_scores={} if best is None else dict(best["scores"]),
