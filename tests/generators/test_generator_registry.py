@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import gcr.plugins
 from gcr.critic.schema import Task
 from gcr.errors import ConfigError, InputError
 from gcr.generators import registry
@@ -58,7 +59,8 @@ def plugin_module(monkeypatch: pytest.MonkeyPatch) -> str:
 def with_entry_points(monkeypatch: pytest.MonkeyPatch, plugin_module: str):
     def install(*pairs: tuple[str, str]) -> None:
         eps = [EntryPoint(name=name, value=value, group=registry.ENTRY_POINT_GROUP) for name, value in pairs]
-        monkeypatch.setattr(registry, "entry_points", lambda group: [ep for ep in eps if ep.group == group])
+        found = lambda group: [ep for ep in eps if ep.group == group]  # noqa: E731
+        monkeypatch.setattr(gcr.plugins, "entry_points", found)
 
     return install
 

@@ -71,11 +71,11 @@ def test_registered_and_entry_point_judges(monkeypatch: pytest.MonkeyPatch) -> N
         unregister_judge("constant")
 
     ep = EntryPoint(name="plugged", value=f"{__name__}:ConstantJudge", group="gcr.judges")
-    monkeypatch.setattr(registry_module, "_entry_points", lambda: [ep])
+    monkeypatch.setattr(registry_module.REGISTRY, "_entry_points", lambda: [ep])
     assert "plugged" in available_judges()
     assert load_judge("plugged:t").identity == "constant:t;value=0.5"
     broken = EntryPoint(name="broken", value="no_such_module_xyz:Judge", group="gcr.judges")
-    monkeypatch.setattr(registry_module, "_entry_points", lambda: [broken])
+    monkeypatch.setattr(registry_module.REGISTRY, "_entry_points", lambda: [broken])
     with pytest.raises(ConfigError, match="failed to load"):
         load_judge("broken:t")
 
