@@ -96,31 +96,9 @@ def test_rl_epoch_in_bf16_on_cuda(
 @pytest.fixture(scope="module")
 def sft_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six t2i preference pairs turned into a PARROT SFT dataset (the SFT tests' recipe)."""
-    from gcr.critic.parser import parse_critique, parse_pairwise
-    from gcr.training.parrot.answers import format_pairwise, format_pointwise
-    from gcr.training.parrot.data import load_preferences
-    from gcr.training.parrot.dataset import DatasetSettings, build_sft_dataset
-    from stubs.teacher_server import make_preferences, pairwise_answer, pointwise_answer
+    from stubs.sft_data import build_tiny_sft_dataset
 
-    win_a = [(3.5, 2.0), (3.0, 3.0), (None, None)]
-    win_b = [(2.0, 3.5), (3.0, 3.0), (None, None)]
-    root = tmp_path_factory.mktemp("sft-data")
-    specs = [
-        {"id": f"p{i}", "request": f"a photo of object number {i}", "label": "AB"[i % 2]} for i in range(6)
-    ]
-    prefs = load_preferences(make_preferences(root / "prefs", specs))
-    kept = {
-        item.id: format_pairwise(
-            parse_pairwise(pairwise_answer("t2i", win_a if item.label == "A" else win_b), "t2i")
-        )
-        for item in prefs
-    }
-    point = format_pointwise(parse_critique(pointwise_answer("t2i", [3.5, 3.0, None]), "t2i"))
-    pointwise = [
-        {"id": item.id, "candidate": c, "task": "t2i", "answer": point} for item in prefs for c in "AB"
-    ]
-    build_sft_dataset(prefs, kept, pointwise, root / "dataset", DatasetSettings(val_fraction=0.3))
-    return root / "dataset"
+    return build_tiny_sft_dataset(tmp_path_factory.mktemp("sft-data"))
 
 
 def test_sft_steps_in_bf16_on_cuda(tiny_critic_dir: Path, sft_dataset: Path, tmp_path: Path) -> None:
