@@ -8,9 +8,9 @@ state reducers, the Send fan-out, checkpointing, cache lookups and writes, PNG
 encoding of each image into the run folder, the critique files and the
 trajectory rewrite. It is measured per checkpointer (none, in-memory, SQLite
 as the CLI uses it: run-folder images written by a writer thread and each
-checkpoint saved once the images it names are on disk, ``sqlite`` with the
-default ``durability="sync"``, ``sqlite-async`` with checkpoints saved in the
-background while the next step runs), candidates per round and image size.
+checkpoint saved once the images it names are on disk: ``sqlite-async`` with
+checkpoints saved in the background while the next step runs, the default of
+``run_refine``, and ``sqlite`` with ``durability="sync"``), candidates per round and image size.
 Without the SQLite runner setup (none, in-memory) images are encoded inline, as
 for a host application that compiles the graph itself.
 

@@ -10,10 +10,10 @@ The rule that keeps resumes safe: **a checkpoint never refers to an image file
 that is not complete on disk.** Every file is written whole under a temporary
 name and renamed into place, and :class:`BarrierSqliteSaver` (the checkpointer
 of :func:`gcr.agent.runner.run_refine`) waits for every queued write before it
-saves anything. With ``run_refine(durability="async")`` checkpoints are saved in
-the background while the next step runs, which takes that wait off the critical
-path too (opt-in; the default ``"sync"`` waits at each step's checkpoint). Either
-way, if the process dies first, the checkpoint that would have named the file is
+saves anything. :func:`~gcr.agent.runner.run_refine` saves checkpoints in the
+background while the next step runs (``durability="async"``), which takes that
+wait off the critical path too (``"sync"`` waits at each step's checkpoint).
+Either way, if the process dies first, the checkpoint that would have named the file is
 simply not there, and a resume makes the candidate again (from the cache when it
 has it).
 
@@ -121,9 +121,36 @@ def write_behind(writer: ImageWriter) -> Iterator[ImageWriter]:
         _ACTIVE.reset(token)
 
 
-class BarrierSqliteSaver(AsyncSqliteSaver):
-    """The SQLite checkpointer, saving nothing while run-folder images it may name are still queued.
+#: Pending-write channels that say what happened to a task rather than what it produced. These
+#: names are part of LangGraph's stored checkpoint format (``langgraph/_internal/_constants.py``:
+#: ERROR, ERROR_SOURCE_NODE, INTERRUPT, RESUME; grouped as ``CONTROL_WRITES`` in
+#: ``langgraph/pregel/_task_status.py``), so they cannot change without breaking saved runs.
+_ERROR = "__error__"
+_CONTROL_CHANNELS = frozenset((_ERROR, "__error_source_node__", "__interrupt__", "__resume__"))
 
+
+def unfinished_task_writes(writes: Any) -> list[tuple[str, Any]]:
+    """The writes to save for a task: all of them, or only the control records if it failed.
+
+    LangGraph (1.2) saves a cancelled or failed task's writes *so far* together with its
+    error, and a resume takes any non-control write as the task's finished output: the task
+    is not run again. A node's state update is recorded before its conditional edge picks
+    the next node, so a run cancelled between the two (an MCP client's cancel) resumed with
+    the update applied, no next node, and the graph "finished" mid-run. A task that failed
+    has no output here: only its error (and interrupt/resume records) are kept, so a resume
+    runs it again from its start.
+    """
+    items = list(writes)
+    if not any(channel == _ERROR for channel, _ in items):
+        return items
+    return [(channel, value) for channel, value in items if channel in _CONTROL_CHANNELS]
+
+
+class BarrierSqliteSaver(AsyncSqliteSaver):
+    """The SQLite checkpointer of a run folder.
+
+    It saves nothing while run-folder images it may name are still queued, and never saves
+    partial output of a task that failed or was cancelled (see :func:`unfinished_task_writes`).
     Make it with ``BarrierSqliteSaver.from_conn_string(path)`` and set :attr:`image_writer`.
     (The synchronous ``put``/``put_writes`` of the SQLite saver run these coroutines.)
     """
@@ -140,4 +167,4 @@ class BarrierSqliteSaver(AsyncSqliteSaver):
 
     async def aput_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
         await self._barrier()
-        await super().aput_writes(config, writes, task_id, task_path)
+        await super().aput_writes(config, unfinished_task_writes(writes), task_id, task_path)

