@@ -9,7 +9,7 @@ import pytest
 
 from gcr.errors import ConfigError
 from gcr.training.rl.config import RewardConfig, RLConfig, field_help
-from gcr.training.rl.typed_config import apply_overrides
+from gcr.typed_config import apply_overrides
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -101,7 +101,7 @@ def test_apply_overrides_leaves_the_input_alone() -> None:
     ("overrides", "message"),
     [
         (["learnig_rate=1e-4"], "did you mean 'learning_rate'"),
-        (["num_epochs=many"], "config.num_epochs must be an integer"),
+        (["num_epochs=many"], "num_epochs in "),
         (["group_size=1"], "group_size must be at least 2"),
         (["timestep_fraction=1.5"], "timestep_fraction must be in (0, 1]"),
         (["rewards.3.weight=1"], "not an index of a list of 1"),

@@ -28,7 +28,8 @@ from gcr.training.parrot.filter import CHECKS, FilterSettings, filter_rationales
 from gcr.training.parrot.jobs import Progress
 from gcr.training.parrot.project import load_pointwise, project_rationales
 from gcr.training.parrot.workspace import ParrotWorkspace
-from gcr.training.sft.config import config_from_mapping, read_yaml, setting
+from gcr.training.sft.config import setting
+from gcr.typed_config import from_mapping, read_config_file, typed_fields
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +103,9 @@ class ParrotSettings:
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None, **overrides: Any) -> ParrotSettings:
-        data: dict[str, Any] = read_yaml(path) if path is not None else {}
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return config_from_mapping(cls, data, str(path) if path else "the overrides")
+        data = typed_fields(cls, read_config_file(path), str(path)) if path is not None else {}
+        data.update(typed_fields(cls, {k: v for k, v in overrides.items() if v is not None}, "the flags"))
+        return from_mapping(cls, data, str(path) if path is not None else "the flags")
 
     def template_paths(self, kind: str) -> dict[Task, Path]:
         prefix = {"anchor": "teacher_anchor", "project": "teacher_project", "predict": "predictor"}[kind]

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from gcr.errors import ConfigError
-from gcr.training.rl.typed_config import apply_overrides, build_dataclass
+from gcr.typed_config import apply_overrides, from_mapping, read_config_file
 
 
 def _help(text: str) -> dict[str, str]:
@@ -294,7 +294,8 @@ class RLConfig:
     project_name: str = field(default="gcr-rl", metadata=_help("Tracker project / run group name."))
 
     def __post_init__(self) -> None:
-        self.rewards = [build_dataclass(RewardConfig, r, f"rewards.{i}") for i, r in enumerate(self.rewards)]
+        rewards = enumerate(self.rewards)
+        self.rewards = [from_mapping(RewardConfig, r, "the config", key=f"rewards.{i}") for i, r in rewards]
         self.validate()
 
     # -- checks --------------------------------------------------------------------
@@ -358,8 +359,8 @@ class RLConfig:
 
     # -- (de)serialisation -----------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RLConfig:
-        return build_dataclass(cls, data, "config")
+    def from_dict(cls, data: Mapping[str, Any], source: str = "the config") -> RLConfig:
+        return from_mapping(cls, data, source)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -367,16 +368,9 @@ class RLConfig:
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Iterable[str] = ()) -> RLConfig:
         """Read ``path`` and apply ``key=value`` overrides on top."""
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p} must hold a mapping of settings at the top level")
-        return cls.from_dict(apply_overrides(data, overrides))
+        data, overrides = read_config_file(path), list(overrides)
+        source = f"{path} (with the overrides)" if overrides else str(path)
+        return cls.from_dict(apply_overrides(data, overrides), source)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)

@@ -13,9 +13,6 @@ Precedence: dataclass defaults < YAML file < CLI flags (or keyword overrides).
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from typing import Any
 import yaml
 
 from gcr.errors import ConfigError
+from gcr.typed_config import from_mapping, read_config_file, typed_fields
 
 FINETUNE_MODES = ("full", "lora")
 LLM_LINEAR_LAYERS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -158,82 +156,12 @@ class SFTRunConfig:
     @classmethod
     def from_yaml(cls, path: str | Path | None = None, **overrides: Any) -> SFTRunConfig:
         """Defaults, then the YAML file (if given), then ``overrides`` (None values are ignored)."""
-        data: dict[str, Any] = read_yaml(path) if path is not None else {}
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return config_from_mapping(cls, data, str(path) if path else "the overrides")
+        data = typed_fields(cls, read_config_file(path), str(path)) if path is not None else {}
+        data.update(typed_fields(cls, {k: v for k, v in overrides.items() if v is not None}, "the flags"))
+        return from_mapping(cls, data, str(path) if path is not None else "the flags")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def to_yaml(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from ``path``, or a :class:`ConfigError` saying what is wrong with it."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p} must hold a mapping of settings, not a {type(data).__name__}")
-    return data
-
-
-_T = typing.TypeVar("_T")
-
-
-def config_from_mapping(cls: type[_T], data: Mapping[str, Any], where: str) -> _T:
-    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types are a :class:`ConfigError`."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown setting(s) in {where}: {', '.join(unknown)} (known: {', '.join(fields)})")
-    hints = typing.get_type_hints(cls)
-    values = {name: _coerce(value, hints[name], name, where) for name, value in data.items()}
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"invalid settings in {where}: {exc}") from None
-
-
-def _coerce(value: Any, hint: Any, name: str, where: str) -> Any:
-    """Accept what YAML gives (ints for floats, a single string for a list); refuse anything else."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], name, where) if len(inner) == 1 else value
-    if origin is list:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)):
-            raise ConfigError(f"{name} in {where} must be a list, not {value!r}")
-        return [_coerce(v, args[0] if args else Any, name, where) for v in items]
-    if origin is tuple:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)):
-            raise ConfigError(f"{name} in {where} must be a list, not {value!r}")
-        return tuple(items)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{name} in {where} must be true or false, not {value!r}")
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):
-        try:
-            return float(value)  # YAML reads "1e-5" as a string
-        except ValueError:
-            pass
-    if (hint in (int, float, str) and not isinstance(value, hint)) or (
-        hint is int and isinstance(value, bool)
-    ):
-        raise ConfigError(f"{name} in {where} must be {hint.__name__}, not {value!r}")
-    return value
