@@ -235,7 +235,7 @@ def test_settings_are_validated():
         RefineContext(candidates=0)
     with pytest.raises(ConfigError, match="smaller than one round"):
         RefineContext(candidates=4, max_generations=3)
-    with pytest.raises(ConfigError, match="unknown refine setting"):
+    with pytest.raises(ConfigError, match="unknown setting 'rounds'"):
         RefineContext.from_dict({"rounds": 3})
 
 

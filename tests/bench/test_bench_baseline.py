@@ -28,7 +28,7 @@ def test_baseline_spec_is_one_round_of_n_candidates() -> None:
         },
     )
     base = baseline_spec(spec, 6)
-    context = base.refine_context()
+    context = base.context
     assert (context.candidates, context.max_rounds, context.target_reward, context.max_generations) == (
         6,
         1,
@@ -36,7 +36,7 @@ def test_baseline_spec_is_one_round_of_n_candidates() -> None:
         None,
     )
     assert [context.seed_for(0, i) for i in range(6)] == [7, 8, 9, 10, 11, 12]
-    assert base.prompt == "a cat" and base.thread_id == "baseline" and spec.context["candidates"] == 2
+    assert base.prompt == "a cat" and base.thread_id == "baseline" and spec.context.candidates == 2
     with pytest.raises(ConfigError, match="at least one generation"):
         baseline_spec(spec, 0)
 

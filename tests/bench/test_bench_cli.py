@@ -141,7 +141,7 @@ def test_bench_takes_refine_flags_with_refine_meaning(monkeypatch, capsys, tmp_p
     )
     for name in fields:
         assert getattr(bench, name) == getattr(refine, name), name
-    assert bench.context["candidates"] == 2 and bench.context["weights"] == {
+    assert bench.context.candidates == 2 and bench.context.weights == {
         "text_faithfulness": 2.0,
         "physical_quality": 1.0,
     }

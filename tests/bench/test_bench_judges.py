@@ -10,6 +10,7 @@ to it (0.3). So the critic climbs 0 → 1 → 3 while the judge goes 0.5 → 0.6
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -386,7 +387,7 @@ def test_veto_through_the_python_api_and_when_the_judge_fails(tmp_path: Path) ->
 
     def run(name: str, veto, **context):
         builder = build_graph(generator=gen, critic=critic, veto=veto)
-        spec = RunSpec(prompt="a harbour", context={**template().context, **context})
+        spec = RunSpec(prompt="a harbour", context=dataclasses.replace(template().context, **context))
         return asyncio.run(run_refine(builder, RunFolder(tmp_path / name), spec)).values
 
     # A judge given to build_graph is used (here it refuses the sharp-focus image).

@@ -103,11 +103,11 @@ def load_components(spec: RunSpec, task: Task | str | None = None) -> Components
     check_defaults(spec, task)
     critic = load_critic(spec.critic, model=spec.critic_model, task=task)
     veto = None
-    if spec.context.get("veto_judge"):
+    if spec.context.veto_judge:
         from gcr.judges.base import check_judge_task
         from gcr.judges.registry import load_judge
 
-        veto = load_judge(spec.context["veto_judge"])
+        veto = load_judge(spec.context.veto_judge)
         check_judge_task(veto, task, "the veto judge")
     model = spec.generator or default_generator(task)
     if spec.generator is None:

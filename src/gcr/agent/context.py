@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from gcr.errors import ConfigError
 from gcr.limits import prompt_too_long
+from gcr.typed_config import from_mapping, read_config_file
 
 SeedPolicy = Literal["fixed", "per-round"]
 
@@ -25,8 +27,19 @@ SeedPolicy = Literal["fixed", "per-round"]
 DEFAULT_RUNS_ROOT = "gcr-runs"
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
+def _help(text: str, *flags: str, set_by: str | None = None) -> dict[str, Any]:
+    """A field's metadata: its help text and how the command line sets it.
+
+    ``flags``: the option names of ``gcr refine``/``gcr bench`` (default: ``--field-name``;
+    ``--yes/--no`` for a bool); ``set_by``: the option that sets this field together with
+    others (``--size``, ``--reward``) or the run option that sets it (``--out``).
+    """
+    meta: dict[str, Any] = {"help": text}
+    if flags:
+        meta["flags"] = flags
+    if set_by:
+        meta["set_by"] = set_by
+    return meta
 
 
 @dataclass(kw_only=True)
@@ -41,10 +54,13 @@ class RefineContext:
         default="",
         metadata=_help(
             "Folder for this run's images, critiques and reports. Empty: a new folder under "
-            "$GCR_RUNS_DIR (default ./gcr-runs)."
+            "$GCR_RUNS_DIR (default ./gcr-runs).",
+            set_by="--out",
         ),
     )
-    candidates: int = field(default=1, metadata=_help("Images generated (and critiqued) per round."))
+    candidates: int = field(
+        default=1, metadata=_help("Images generated (and critiqued) per round.", "--candidates", "-n")
+    )
     seed: int = field(default=0, metadata=_help("Base seed; candidate i of a round uses seed + i."))
     seed_policy: SeedPolicy = field(
         default="fixed",
@@ -57,7 +73,10 @@ class RefineContext:
         default=4, metadata=_help("Most rounds, counting the first generation from the user's prompt.")
     )
     target_reward: float | None = field(
-        default=0.9, metadata=_help("Stop once the best normalized reward (0-1) reaches this.")
+        default=0.9,
+        metadata=_help(
+            "Stop once the best normalized reward (0-1) reaches this.", "--target", "--target-reward"
+        ),
     )
     dimension_target: float | None = field(
         default=None, metadata=_help("Stop once every scored dimension of one image reaches this (1-4).")
@@ -70,28 +89,43 @@ class RefineContext:
     )
     max_wall_s: float | None = field(
         default=None,
-        metadata=_help("Wall-time budget in seconds; no round starts that would likely run past it."),
+        metadata=_help(
+            "Wall-time budget in seconds; no round starts that would likely run past it.",
+            "--max-time",
+            "--max-wall-s",
+        ),
     )
     max_generations: int | None = field(
         default=None, metadata=_help("Budget of generated images; no round starts that would exceed it.")
     )
     dimensions: list[str] | None = field(
         default=None,
-        metadata=_help("Dimensions that make up the reward (keys); None: every dimension of the task."),
+        metadata=_help(
+            "Dimensions that make up the reward (keys); None: every dimension of the task.", set_by="--reward"
+        ),
     )
     weights: dict[str, float] | None = field(
-        default=None, metadata=_help("Weight per dimension key in the reward; None: equal weights.")
+        default=None,
+        metadata=_help("Weight per dimension key in the reward; None: equal weights.", set_by="--reward"),
     )
-    width: int | None = field(default=None, metadata=_help("Image width; None: the model's default."))
-    height: int | None = field(default=None, metadata=_help("Image height; None: the model's default."))
+    width: int | None = field(
+        default=None, metadata=_help("Image width; None: the model's default.", set_by="--size")
+    )
+    height: int | None = field(
+        default=None, metadata=_help("Image height; None: the model's default.", set_by="--size")
+    )
     steps: int | None = field(default=None, metadata=_help("Denoising steps; None: the model's default."))
     guidance: float | None = field(default=None, metadata=_help("Guidance scale; None: the model's default."))
-    negative_prompt: str | None = field(default=None, metadata=_help("Negative prompt, where supported."))
+    negative_prompt: str | None = field(
+        default=None, metadata=_help("Negative prompt, where supported.", "--negative", "--negative-prompt")
+    )
     interactive: bool = field(
         default=False,
         metadata=_help("Pause before each regeneration so a person can accept, edit or reject the prompt."),
     )
-    write_report: bool = field(default=True, metadata=_help("Write report.html into the run folder."))
+    write_report: bool = field(
+        default=True, metadata=_help("Write report.html into the run folder.", "--write-report/--no-report")
+    )
     veto_judge: str | None = field(
         default=None,
         metadata=_help(
@@ -159,13 +193,15 @@ class RefineContext:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RefineContext:
-        """Build from a mapping; unknown keys are an error that names them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown refine setting(s): {', '.join(unknown)}")
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any], source: str = "the refine settings") -> RefineContext:
+        """Build from a mapping (a config file, ``run.json``, a client's context), every value
+        type-checked; an unknown key or a wrong type is a :class:`ConfigError` naming it and ``source``."""
+        return from_mapping(cls, data, source)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RefineContext:
+        """Read refine settings from a YAML or JSON file (keys are the field names)."""
+        return cls.from_dict(read_config_file(path), str(path))
 
 
 def new_run_dir(prompt: str, now: str) -> Path:

@@ -10,6 +10,7 @@ cancelled one can be resumed), and condenses the final state into a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -134,7 +135,8 @@ async def refine_once(
     if settings.interactive:
         raise RunError("interactive review needs a person at a terminal; run `gcr refine --interactive`")
     folder = new_run_folder(prompt, root)
-    spec = RunSpec(prompt=prompt, source_images=list(source_images), context=_as_dict(settings, folder))
+    context = dataclasses.replace(settings, run_dir=str(folder.path))
+    spec = RunSpec(prompt=prompt, source_images=list(source_images), context=context)
     outcome = await run_refine(builder, folder, spec, on_event=on_event)
     return result_from_values(outcome.values, finished=outcome.finished)
 
@@ -167,9 +169,3 @@ def _settings(context: RefineContext | Mapping[str, Any] | None) -> RefineContex
     if isinstance(context, RefineContext):
         return context
     return RefineContext.from_dict(dict(context))
-
-
-def _as_dict(settings: RefineContext, folder: RunFolder) -> dict[str, Any]:
-    data = settings.to_dict()
-    data["run_dir"] = str(folder.path)
-    return data

@@ -14,7 +14,7 @@ import dataclasses
 import inspect
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +29,7 @@ from gcr.agent.graph import GRAPH_NAME
 from gcr.agent.image_writer import BarrierSqliteSaver, ImageWriter, write_behind
 from gcr.agent.nodes.review import ReviewAnswer
 from gcr.agent.run_folder import RunFolder
-from gcr.errors import InputError, RunError
+from gcr.errors import ConfigError, InputError, RunError
 from gcr.limits import check_prompt
 from gcr.redact import redact_data
 
@@ -52,12 +52,14 @@ class RunSpec:
     ``generator``, ``critic`` and the refiner fields are the strings a user gave
     (model ids, paths, URLs); ``None`` means gcr's default for the task (see
     :mod:`gcr.agent.components`). ``generator_kind`` names the generator in the
-    registry (``diffusers``, ``openai-images`` or a plugin).
+    registry (``diffusers``, ``openai-images`` or a plugin). ``context`` holds the
+    refine settings; a mapping (as ``run.json`` stores them) is read into a
+    :class:`RefineContext`, every value type-checked.
     """
 
     prompt: str
     source_images: list[str] = field(default_factory=list)
-    context: dict[str, Any] = field(default_factory=dict)
+    context: RefineContext = field(default_factory=RefineContext)
     generator: str | None = None
     generator_kind: str = "diffusers"
     generator_options: dict[str, Any] = field(default_factory=dict)
@@ -73,9 +75,10 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         check_prompt(" ".join(str(self.prompt).split()))
-
-    def refine_context(self) -> RefineContext:
-        return RefineContext.from_dict(self.context)
+        if not isinstance(self.context, RefineContext):
+            if not isinstance(self.context, Mapping):
+                raise InputError(f"run settings must be a mapping, not a {type(self.context).__name__}")
+            self.context = RefineContext.from_dict(self.context, "the run settings")
 
     def save(self, folder: RunFolder) -> None:
         """Write ``run.json``; URL passwords are masked (a resume asks for the URL again)."""
@@ -91,7 +94,7 @@ class RunSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         try:
             return cls(**{k: v for k, v in data.items() if k in known})
-        except (InputError, TypeError) as exc:
+        except (InputError, ConfigError, TypeError) as exc:
             raise RunError(f"{folder.file(RunFolder.SETTINGS)} cannot be resumed: {exc}") from None
 
 
@@ -176,7 +179,7 @@ async def run_refine(
     returns with ``pending_review`` set, and a later ``resume=True`` call answers it.
     """
     folder.create()
-    context = spec.refine_context()
+    context = spec.context
     if context.run_dir and RunFolder(context.run_dir).path != folder.path:
         raise RunError(f"the settings name run folder {context.run_dir}, not {folder.path}")
     context = dataclasses.replace(context, run_dir=str(folder.path))

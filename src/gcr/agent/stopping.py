@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from gcr.agent.context import RefineContext
 
 
 class StopReason(StrEnum):
@@ -58,6 +60,11 @@ class StoppingPolicy(Protocol):
         ...
 
 
+def _setting_default(name: str) -> Any:
+    """The default of refine setting ``name``: the rules' defaults are :class:`RefineContext`'s."""
+    return RefineContext.__dataclass_fields__[name].default
+
+
 @dataclass(frozen=True)
 class StopRules:
     """The built-in policy. Rules are checked in this order; the first that fires wins.
@@ -71,16 +78,32 @@ class StopRules:
        would end past the budget.
     6. plateau: the best reward rose by less than ``min_delta`` in each of the last
        ``patience`` rounds.
+
+    The defaults are those of :class:`RefineContext`; :meth:`from_context` reads a run's settings.
     """
 
-    target_reward: float | None = 0.9
-    dimension_target: float | None = None
-    min_delta: float = 0.02
-    patience: int = 2
-    max_rounds: int = 4
-    max_generations: int | None = None
-    max_wall_s: float | None = None
-    candidates_per_round: int = 1
+    target_reward: float | None = _setting_default("target_reward")
+    dimension_target: float | None = _setting_default("dimension_target")
+    min_delta: float = _setting_default("min_delta")
+    patience: int = _setting_default("patience")
+    max_rounds: int = _setting_default("max_rounds")
+    max_generations: int | None = _setting_default("max_generations")
+    max_wall_s: float | None = _setting_default("max_wall_s")
+    candidates_per_round: int = _setting_default("candidates")
+
+    @classmethod
+    def from_context(cls, settings: RefineContext) -> StopRules:
+        """The rules a run with these settings stops by."""
+        return cls(
+            target_reward=settings.target_reward,
+            dimension_target=settings.dimension_target,
+            min_delta=settings.min_delta,
+            patience=settings.patience,
+            max_rounds=settings.max_rounds,
+            max_generations=settings.max_generations,
+            max_wall_s=settings.max_wall_s,
+            candidates_per_round=settings.candidates,
+        )
 
     def decide(self, history: Sequence[RoundOutcome]) -> StopDecision | None:
         if not history:

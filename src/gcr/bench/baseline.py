@@ -37,18 +37,18 @@ def baseline_spec(spec: RunSpec, generations: int) -> RunSpec:
     """The run that generates ``generations`` images of ``spec``'s prompt in one round, without refining."""
     if generations < 1:
         raise ConfigError(f"a best-of-n baseline needs at least one generation (got {generations})")
-    context = {
-        **spec.context,
-        "candidates": generations,
-        "max_rounds": 1,
-        "seed_policy": "fixed",
-        "target_reward": None,
-        "dimension_target": None,
-        "max_generations": None,
-        "max_wall_s": None,
-        "interactive": False,
-        "run_dir": "",
-    }
+    context = dataclasses.replace(
+        spec.context,
+        candidates=generations,
+        max_rounds=1,
+        seed_policy="fixed",
+        target_reward=None,
+        dimension_target=None,
+        max_generations=None,
+        max_wall_s=None,
+        interactive=False,
+        run_dir="",
+    )
     return dataclasses.replace(spec, context=context, thread_id="baseline")
 
 

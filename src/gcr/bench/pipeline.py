@@ -123,7 +123,7 @@ class BenchOutcome:
 
 def binding_settings(prompt_set: PromptSet, template: RunSpec) -> dict[str, Any]:
     """What ties a benchmark folder to its results: the prompt set and every setting that changes them."""
-    context = {k: v for k, v in template.context.items() if k not in _NON_BINDING_CONTEXT}
+    context = {k: v for k, v in template.context.to_dict().items() if k not in _NON_BINDING_CONTEXT}
     if not context.get("veto_judge"):
         # No veto: leave its settings out, so folders made before the veto existed still resume.
         context.pop("veto_judge", None)
@@ -141,7 +141,7 @@ def binding_settings(prompt_set: PromptSet, template: RunSpec) -> dict[str, Any]
 
 def case_spec(template: RunSpec, sources: list[str], case: BenchCase) -> RunSpec:
     """The run of one prompt: the template's settings with the case's prompt and source images."""
-    context = {**template.context, "run_dir": "", "interactive": False}
+    context = dataclasses.replace(template.context, run_dir="", interactive=False)
     return dataclasses.replace(
         template, prompt=case.prompt, source_images=list(sources), context=context, thread_id="refine"
     )

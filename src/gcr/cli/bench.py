@@ -67,14 +67,6 @@ def default_out(set_name: str, generator: str | None) -> Path:
     return Path("gcr-bench") / f"{_slug(set_name)}-{_slug(Path(generator).name if generator else 'default')}"
 
 
-def template_from_options(options: dict[str, Any]) -> Any:
-    """The :class:`~gcr.agent.runner.RunSpec` template (no prompt) that ``gcr refine`` builds
-    from the same flags, through the very same function."""
-    from gcr.cli.refine import run_spec_from_options
-
-    return run_spec_from_options(options)
-
-
 def load_components(spec: Any, task: Any) -> Any:
     """Load the generator, critic and refiner (a seam tests replace)."""
     from gcr.bench.pipeline import default_loader
@@ -97,7 +89,10 @@ def run_command(**options: Any) -> None:
     from gcr.bench.prompts import load_prompt_set
     from gcr.bench.results import BenchFolder
     from gcr.bench.shard import parse_shard, shard_from_env
+    from gcr.cli.refine import run_spec_from_options
+    from gcr.cli.refine_flags import given_options
 
+    given = given_options(options.pop("ctx"))
     prompt_set = load_prompt_set(options.pop("prompts"))
     judge_specs = list(options.get("judge") or [])
     shard = parse_shard(options["shard"]) if options["shard"] else shard_from_env()
@@ -108,7 +103,8 @@ def run_command(**options: Any) -> None:
         baseline=options["baseline"],
         shard=shard,
     )
-    template = template_from_options(options)
+    # The template (no prompt) gcr refine builds from the same flags, through the same function.
+    template = run_spec_from_options(options, given)
     judges = _load_judges(judge_specs, prompt_set.task)  # a bad judge fails now, not after the benchmark
     folder = BenchFolder(options["out"] or default_out(prompt_set.name, template.generator))
     quiet = options["as_json"] or shard.local_rank != 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 from datetime import UTC, datetime
@@ -15,81 +16,52 @@ from rich.text import Text
 from gcr.cli.console import console, err_console, plain
 from gcr.errors import GCRError, InputError, RunError
 
-#: Options of :func:`refine_command` that describe one run, not the refine settings.
+#: Options of :func:`refine_command` that describe one run, not the refine settings (``gcr bench``
+#: offers every other option of ``gcr refine``, with the same meaning).
 RUN_ONLY_OPTIONS = ("prompt", "image", "out", "resume", "interactive", "as_json")
 
 
-def refine_settings(values: dict[str, Any]) -> dict[str, Any]:
-    """The refine settings among ``refine_command``'s parameter values (the per-run ones dropped)."""
-    names = inspect.signature(refine_command).parameters
-    return {name: values[name] for name in names if name not in RUN_ONLY_OPTIONS}
-
-
-def veto_settings(options: dict[str, Any]) -> dict[str, Any]:
-    """``veto_judge``/``veto_drop`` run settings from the flags, the judge specs checked before loading."""
+def check_judges(options: dict[str, Any], context: Any, given: set[str]) -> None:
+    """The ``--judge`` specs and the veto settings are checked before any model loads."""
     from gcr.judges.base import parse_judge_spec
 
     for spec in options.get("judge") or []:
         parse_judge_spec(spec)
-    judge, drop = options.get("veto_judge"), options.get("veto_drop")
-    if judge is None:
-        if drop is not None:
+    if context.veto_judge is None:
+        if "veto_drop" in given or context.veto_drop != 0.0:
             raise InputError("--veto-drop needs --veto-judge (the judge whose score may not drop)")
-        return {}
-    parse_judge_spec(judge)
-    return {"veto_judge": judge, "veto_drop": 0.0 if drop is None else drop}
+        return
+    parse_judge_spec(context.veto_judge)
 
 
 def run_spec_from_options(
     options: dict[str, Any],
+    given: set[str],
     *,
     prompt: str = "",
     source_images: list[str] | None = None,
-    interactive: bool = False,
+    **fixed: Any,
 ) -> Any:
-    """The :class:`~gcr.agent.runner.RunSpec` that the refine flags in ``options`` describe.
+    """The :class:`~gcr.agent.runner.RunSpec` that ``gcr refine``'s (or ``gcr bench``'s) options describe.
 
-    ``gcr refine`` and ``gcr bench`` both build their runs here, so one flag can never mean
-    two things. The settings are validated before any model loads.
+    ``given`` names the options set on the command line: they win over ``--config``.
+    The refine settings come from :func:`gcr.cli.refine_flags.context_from_options`; the
+    rest names the models. Everything is validated before any model loads.
     """
     from gcr.agent.runner import RunSpec
-    from gcr.cli.generate import parse_size
-    from gcr.critic.scoring import RewardSpec
+    from gcr.cli.refine_flags import context_from_options
 
-    width, height = parse_size(options["size"])
-    weights = RewardSpec.parse(options["reward"])
+    context = context_from_options(options, given, **fixed)
+    check_judges(options, context, given)
     generator_options = {
         "device": options["device"],
         "dtype": options["dtype"],
         "offload": options["offload"] or None,
     }
-    spec = RunSpec(
+    return RunSpec(
         prompt=prompt,
         source_images=list(source_images or []),
-        context={
-            "candidates": options["candidates"],
-            "seed": options["seed"],
-            "seed_policy": options["seed_policy"],
-            "max_rounds": options["max_rounds"],
-            "target_reward": options["target"],
-            "dimension_target": options["dimension_target"],
-            "min_delta": options["min_delta"],
-            "patience": options["patience"],
-            "max_wall_s": options["max_time"],
-            "max_generations": options["max_generations"],
-            "dimensions": None if weights.dimensions is None else [d.value for d in weights.selected],
-            "weights": None
-            if weights.weights is None
-            else {d.value: weights.weight(d) for d in weights.selected},
-            "width": width,
-            "height": height,
-            "steps": options["steps"],
-            "guidance": options["guidance"],
-            "negative_prompt": options["negative"],
-            "interactive": interactive,
-            "write_report": not options["no_report"],
-            **veto_settings(options),
-        },
+        context=context,
         generator=options["generator"],
         generator_kind=options["generator_kind"],
         generator_options={k: v for k, v in generator_options.items() if v is not None},
@@ -101,11 +73,9 @@ def run_spec_from_options(
         cache_dir=None if options["cache_dir"] is None else str(options["cache_dir"]),
         use_cache=not options["no_cache"],
     )
-    spec.refine_context()
-    return spec
 
 
-def refine_command(
+def _model_options(
     prompt: str | None = typer.Argument(
         None, help="What the image should show (or, with --image, how to edit it).", show_default=False
     ),
@@ -130,29 +100,11 @@ def refine_command(
     refiner: str = typer.Option("critic", "--refiner", help="critic (its refined request) or llm."),
     refiner_url: str | None = typer.Option(None, "--refiner-url", help="llm refiner: server URL (…/v1)."),
     refiner_model: str | None = typer.Option(None, "--refiner-model", help="llm refiner: model name."),
-    max_rounds: int = typer.Option(4, "--max-rounds", help="Most rounds, counting the first generation."),
-    target: float = typer.Option(
-        0.9, "--target", help="Stop at this normalized reward (0-1); 1 runs until another rule stops."
-    ),
-    dimension_target: float | None = typer.Option(
-        None, "--dimension-target", help="Stop once every dimension of an image scores at least this (1-4)."
-    ),
-    min_delta: float = typer.Option(0.02, "--min-delta", help="Smallest reward gain that counts."),
-    patience: int = typer.Option(2, "--patience", help="Stop after this many rounds without a gain."),
-    max_time: float | None = typer.Option(None, "--max-time", help="Wall-time budget in seconds."),
-    max_generations: int | None = typer.Option(None, "--max-generations", help="Budget of generated images."),
-    candidates: int = typer.Option(1, "--candidates", "-n", help="Images (seeds) per round."),
-    seed: int = typer.Option(0, "--seed", help="Base seed; candidate i uses seed + i."),
-    seed_policy: str = typer.Option(
-        "fixed", "--seed-policy", help="fixed: same seeds every round; per-round: fresh seeds each round."
-    ),
-    steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default: the model's)."),
-    size: str | None = typer.Option(None, "--size", help="Image size WIDTHxHEIGHT, or N for a square."),
-    guidance: float | None = typer.Option(None, "--guidance", help="Guidance scale (default: the model's)."),
-    negative: str | None = typer.Option(None, "--negative", help="Negative prompt, where supported."),
-    reward: str = typer.Option(
-        "all", "--reward", help="Dimensions and weights of the reward, e.g. 'tf=2,pq=1' (default: all equal)."
-    ),
+) -> None:
+    """The options before the refine settings: the inputs and the models (signature only)."""
+
+
+def _run_options(
     device: str | None = typer.Option(None, "--device", help="Generator device (auto, cpu, cuda, mps)."),
     dtype: str | None = typer.Option(None, "--dtype", help="Generator dtype (auto, float32, bfloat16)."),
     offload: bool = typer.Option(False, "--offload", help="Model CPU offload for the generator."),
@@ -162,46 +114,38 @@ def refine_command(
         help="Independent judge (KIND:TARGET,..., see docs/judges.md) that re-scores the round-0 and final "
         "best images; repeatable.",
     ),
-    veto_judge: str | None = typer.Option(
-        None,
-        "--veto-judge",
-        help="Judge spec of the cross-judge veto: a new best is kept only if this judge does not fall by "
-        "more than --veto-drop.",
-    ),
-    veto_drop: float | None = typer.Option(
-        None,
-        "--veto-drop",
-        help="Largest fall (0-1) of the veto judge's score a new best may show (default 0).",
-    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Run folder to create (default: a new folder under ./gcr-runs)."
     ),
     resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this folder."),
-    interactive: bool = typer.Option(
-        False, "--interactive", help="Before each regeneration, accept, edit or reject the new prompt."
-    ),
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", help="Cache of images and critiques (default: ~/.cache/gcr/artifacts)."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the cache."),
-    no_report: bool = typer.Option(False, "--no-report", help="Skip report.html."),
     as_json: bool = typer.Option(False, "--json", help="Print summary.json instead of the live table."),
 ) -> None:
+    """The options after the refine settings: placement, judges, the run folder, output (signature only)."""
+
+
+def refine_command(ctx: typer.Context, **options: Any) -> None:
     """Generate, critique and refine until the stopping rules say stop; keep the best image."""
     from gcr.agent.run_folder import RunFolder
     from gcr.agent.runner import RunSpec
+    from gcr.cli.refine_flags import given_options
 
+    given = given_options(ctx)
+    prompt, image, resume = options["prompt"], options["image"], options["resume"]
     if resume is not None:
         if prompt is not None or image:
             raise InputError("--resume continues a run as it was started: drop the prompt and --image")
         folder = RunFolder(resume)
         spec = RunSpec.load(folder)
-        if critic is not None:  # the server may have moved while the run was stopped
-            spec.critic, spec.critic_model = critic, model
-        if refiner_url is not None:  # likewise; run.json keeps no URL password either
-            spec.refiner_url = refiner_url
-        if interactive:
-            spec.context["interactive"] = True
+        if options["critic"] is not None:  # the server may have moved while the run was stopped
+            spec.critic, spec.critic_model = options["critic"], options["model"]
+        if options["refiner_url"] is not None:  # likewise; run.json keeps no URL password either
+            spec.refiner_url = options["refiner_url"]
+        if options["interactive"]:
+            spec.context = dataclasses.replace(spec.context, interactive=True)
     else:
         if prompt is None or not prompt.strip():
             raise InputError("the prompt is empty: say what the image should show (or how to edit it)")
@@ -210,14 +154,28 @@ def refine_command(
         for path in image:
             load_image(path)  # an unreadable source fails now, not after the models load
         spec = run_spec_from_options(
-            refine_settings(locals()),
-            prompt=prompt,
-            source_images=[str(p.expanduser().resolve()) for p in image],
-            interactive=interactive,
+            options, given, prompt=prompt, source_images=[str(p.expanduser().resolve()) for p in image]
         )
-        folder = RunFolder(out if out is not None else _default_run_dir(prompt))
-    extra = {"judges": list(judge)} if judge else {}
-    _run(folder, spec, resume=resume is not None, as_json=as_json, **extra)
+        out = options["out"]
+        folder = RunFolder(out if out is not None else spec.context.run_dir or _default_run_dir(prompt))
+    judges = options["judge"]
+    extra = {"judges": list(judges)} if judges else {}
+    _run(folder, spec, resume=resume is not None, as_json=options["as_json"], **extra)
+
+
+def _refine_parameters() -> list[inspect.Parameter]:
+    """``ctx``, the inputs and models, the refine settings (from RefineContext), then the run options."""
+    from gcr.cli.refine_flags import settings_parameters
+
+    def keyword(func: Any) -> list[inspect.Parameter]:
+        params = inspect.signature(func, eval_str=True).parameters.values()
+        return [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params]
+
+    ctx = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+    return [ctx, *keyword(_model_options), *settings_parameters(), *keyword(_run_options)]
+
+
+refine_command.__signature__ = inspect.Signature(_refine_parameters())  # type: ignore[attr-defined]
 
 
 def _default_run_dir(prompt: str) -> Path:

@@ -67,16 +67,7 @@ class NodeDeps:
     def policy(self, settings: RefineContext) -> StoppingPolicy:
         if self.stopping is not None:
             return self.stopping
-        return StopRules(
-            target_reward=settings.target_reward,
-            dimension_target=settings.dimension_target,
-            min_delta=settings.min_delta,
-            patience=settings.patience,
-            max_rounds=settings.max_rounds,
-            max_generations=settings.max_generations,
-            max_wall_s=settings.max_wall_s,
-            candidates_per_round=settings.candidates,
-        )
+        return StopRules.from_context(settings)
 
     @staticmethod
     def reward_spec(settings: RefineContext) -> RewardSpec:
