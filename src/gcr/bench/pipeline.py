@@ -28,10 +28,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from gcr.agent.components import Components
@@ -41,7 +39,8 @@ from gcr.agent.runner import RunSpec, run_refine
 from gcr.bench.baseline import baseline_record, baseline_spec, check_baseline
 from gcr.bench.prompts import BenchCase, PromptSet
 from gcr.bench.records import Stopwatch, failure_record, refine_record
-from gcr.bench.results import SETTINGS_FILE, BenchFolder, Kind, write_json_atomic
+from gcr.bench.results import SETTINGS_FILE, BenchFolder, Kind
+from gcr.bench.session_timing import SessionTiming
 from gcr.bench.shard import ShardInfo
 from gcr.bench.stages import BoundedCritic, StageClock, TimedGenerator
 from gcr.critic.schema import Task
@@ -177,7 +176,7 @@ async def run_bench(
     mine = settings.shard.select(cases)
     want_baseline = settings.baseline == "best-of-n"
     clock = StageClock()
-    session = _Session(folder, settings.shard, clock)
+    session = SessionTiming(folder, settings.shard, clock)
     components = None
     if _has_work(folder, mine, want_baseline):
         placed = _place_generator(template, settings.shard)
@@ -246,6 +245,7 @@ def _check_task(components: Components, task: Task) -> None:
 
 def _has_work(folder: BenchFolder, cases: list[BenchCase], want_baseline: bool) -> bool:
     """Whether any of ``cases`` still needs a run, judged from the folder's records (read-only)."""
+
     def ok(kind: Kind) -> set[str]:
         return {k for k, r in folder.records(kind).items() if r.get("status") == "ok"}
 
@@ -260,7 +260,7 @@ async def _run_cases(
     settings: BenchSettings,
     folder: BenchFolder,
     clock: StageClock,
-    session: _Session,
+    session: SessionTiming,
     outcome: BenchOutcome,
     components: Components,
     *,
@@ -401,55 +401,3 @@ def _place_generator(template: RunSpec, shard: ShardInfo) -> RunSpec:
     if device is not None:
         options["device"] = device
     return dataclasses.replace(template, generator_options=options)
-
-
-class _Session:
-    """This process's timing record in ``sessions/``, rewritten after a result (at most every few seconds)."""
-
-    #: Seconds between two rewrites while running (each one merges every recorded interval).
-    EVERY_S = 2.0
-
-    def __init__(self, folder: BenchFolder, shard: ShardInfo, clock: StageClock) -> None:
-        self.clock = clock
-        self.started_wall = time.time()
-        self.started = time.monotonic()
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        self.path = folder.session_file(shard, stamp)
-        self.last_write = 0.0
-        self.data: dict[str, Any] = {
-            "rank": shard.rank,
-            "world_size": shard.world_size,
-            "started_at": self.started_wall,
-            "results": 0,
-            "baselines": 0,
-            "failed": 0,
-            "load_s": 0.0,
-        }
-
-    def loaded(self) -> None:
-        """The models are loaded: throughput is measured from here (loading is reported apart)."""
-        now = time.monotonic()
-        self.data["load_s"] = now - self.started
-        self.started_wall += now - self.started
-        self.started = now
-        self.data["started_at"] = self.started_wall
-
-    def count(self, kind: Kind, record: dict[str, Any]) -> None:
-        if record["status"] != "ok":
-            self.data["failed"] += 1
-        else:
-            self.data["results" if kind == "results" else "baselines"] += 1
-        self.write()
-
-    def write(self, final: bool = False) -> dict[str, Any]:
-        if not final and time.monotonic() - self.last_write < self.EVERY_S:
-            return dict(self.data)
-        self.last_write = time.monotonic()
-        self.data.update(self.clock.figures())
-        self.data["wall_s"] = time.monotonic() - self.started
-        self.data["ended_at"] = self.started_wall + self.data["wall_s"]
-        self.data["finished"] = final
-        if final and not (self.data["results"] or self.data["baselines"] or self.data["failed"]):
-            return dict(self.data)  # nothing ran: leave no session behind
-        write_json_atomic(self.path, self.data)
-        return dict(self.data)
