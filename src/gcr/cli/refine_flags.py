@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import sys
+import types
 import typing
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -72,7 +73,7 @@ def _option(f: dataclasses.Field[Any], hint: Any) -> tuple[Any, Any]:
     """The annotation (type + ``typer.Option``) and default of field ``f``'s flag."""
     names, help_text = flag_names(f), f.metadata.get("help", "")
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    optional = typing.get_origin(hint) in (typing.Union, typing.get_origin(int | None)) and len(args) == 1
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1
     inner = args[0] if optional else hint
     if inner in (int, float) and optional:
         metavar = f"{'INTEGER' if inner is int else 'FLOAT'}|none"
@@ -126,11 +127,6 @@ def _combined(name: str) -> inspect.Parameter:
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-
-
-def settings_option_names() -> list[str]:
-    """The parameter names :func:`settings_parameters` adds."""
-    return [p.name for p in settings_parameters()]
 
 
 def given_options(ctx: Any) -> set[str]:
