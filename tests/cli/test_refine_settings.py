@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import re
 import subprocess
@@ -18,23 +17,17 @@ from gcr.agent.run_folder import RunFolder
 from gcr.agent.runner import RunSpec
 from gcr.agent.stopping import StopRules
 from gcr.cli import refine as refine_cli
-from gcr.cli.app import app, main
+from gcr.cli.app import app
 from gcr.cli.refine_flags import COMBINED_OPTIONS, flag_names, settings_table
 from gcr.errors import InputError, RunError
+from stubs.cli import run_gcr
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "agent.md"
 
 
 def gcr(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """The console script in-process, output captured (not a terminal): (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["gcr", *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
+    """``gcr ARGS`` in-process, output piped; stderr with its line breaks folded."""
+    code, out, err = run_gcr(monkeypatch, capsys, *args)
     return code, out, " ".join(err.split())
 
 
