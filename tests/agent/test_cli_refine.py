@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import sys
 import threading
 from pathlib import Path
 
@@ -16,9 +14,9 @@ import gcr.cli.refine as refine_cli
 from gcr.agent.cache import ArtifactCache
 from gcr.agent.components import Components
 from gcr.agent.refiner import make_refiner
-from gcr.cli.app import main
 from gcr.critic.loading import load_critic
 from gcr.generators.registry import create_generator
+from stubs.cli import run_gcr
 from stubs.critic_server import StubReply
 from stubs.prompt_aware_critic import (
     PromptAwareCriticServer,
@@ -29,17 +27,8 @@ from stubs.prompt_aware_critic import (
 
 
 def gcr(monkeypatch, capsys, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    """Run the console script in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["gcr", *args])
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+    """Run the console script in-process: (exit code, stdout, stderr); ``stdin=None`` leaves stdin alone."""
+    return run_gcr(monkeypatch, capsys, *args, stdin=stdin)
 
 
 class World:

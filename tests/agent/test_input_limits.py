@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import struct
-import sys
 import zlib
 from pathlib import Path
 
@@ -17,24 +15,12 @@ from gcr.agent import RunFolder, RunSpec, run_refine
 from gcr.agent.guard import PromptGuard
 from gcr.agent.refiner import Proposal
 from gcr.bench.prompts import load_prompt_set
-from gcr.cli.app import main
 from gcr.errors import DatasetError, ImageError, InputError, RunError
 from gcr.images import load_image
 from gcr.limits import MAX_PROMPT_CHARS
+from stubs.cli import run_gcr as gcr
 
 HUGE = "a cat " * (MAX_PROMPT_CHARS // 3)  # about twice the limit
-
-
-def gcr(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["gcr", *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def bomb_png(path: Path, side: int = 20000) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -20,10 +19,10 @@ import gcr.cli.refine as refine_cli
 from gcr.agent.cache import ArtifactCache
 from gcr.agent.components import Components
 from gcr.agent.refiner import make_refiner
-from gcr.cli.app import main
 from gcr.critic.loading import load_critic
 from gcr.errors import InputError
 from gcr.generators.registry import create_generator
+from stubs.cli import run_gcr as gcr
 from stubs.prompt_aware_critic import (
     PromptAwareCriticServer,
     PromptAwareScript,
@@ -32,19 +31,6 @@ from stubs.prompt_aware_critic import (
 )
 
 RUN_GCR = Path(__file__).with_name("run_gcr.py")
-
-
-def gcr(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run the console script in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["gcr", *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def folded(text: str) -> str:

@@ -6,17 +6,15 @@ the scripted critic server.
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from benchkit import PixelCriticServer, PixelGenerator, PixelScript
 
-from gcr.cli.app import main
 from gcr.generators.registry import register_generator, unregister_generator
+from stubs.cli import run_gcr
 from stubs.critic_server import StubReply
 
 
@@ -34,14 +32,8 @@ def server():
 
 
 def gcr(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["gcr", *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
+    """The console script in-process: (exit code, stdout, stderr with its line breaks folded)."""
+    code, out, err = run_gcr(monkeypatch, capsys, *args)
     return code, out, " ".join(err.split())
 
 

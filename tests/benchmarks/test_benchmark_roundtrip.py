@@ -7,10 +7,8 @@ changes the prompt and round 0 and the final best are different images.
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import sys
 from pathlib import Path
 
 import benchfiles as bf
@@ -18,19 +16,7 @@ import pytest
 from benchkit import PixelCritic, PixelGenerator, components
 
 import gcr.cli.bench as bench_cli
-from gcr.cli.app import main
-
-
-def gcr(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["gcr", *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+from stubs.cli import run_gcr as gcr
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ import sys
 from gcr.cli.app import main
 
 
-def run_gcr(monkeypatch, capsys, *args: str, stdin: str = "") -> tuple[int, str, str]:
+def run_gcr(monkeypatch, capsys, *args: str, stdin: str | None = "") -> tuple[int, str, str]:
     """``gcr ARGS`` through the real entry point, its error handling included: (exit code, stdout, stderr)."""
     monkeypatch.setattr(sys, "argv", ["gcr", *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    if stdin is not None:  # None: leave stdin as it is
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
     try:
         main()
         code = 0

@@ -10,6 +10,7 @@ person rejecting the proposal in interactive mode.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -93,17 +94,10 @@ class StopRules:
 
     @classmethod
     def from_context(cls, settings: RefineContext) -> StopRules:
-        """The rules a run with these settings stops by."""
-        return cls(
-            target_reward=settings.target_reward,
-            dimension_target=settings.dimension_target,
-            min_delta=settings.min_delta,
-            patience=settings.patience,
-            max_rounds=settings.max_rounds,
-            max_generations=settings.max_generations,
-            max_wall_s=settings.max_wall_s,
-            candidates_per_round=settings.candidates,
-        )
+        """The rules a run with these settings stops by (every rule is a setting of the same name)."""
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "candidates_per_round"]
+        rules = {name: getattr(settings, name) for name in names}
+        return cls(**rules, candidates_per_round=settings.candidates)
 
     def decide(self, history: Sequence[RoundOutcome]) -> StopDecision | None:
         if not history:
