@@ -6,6 +6,7 @@ unset, so rich sees what a CI log or a ``| tee`` sees.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -172,7 +173,7 @@ def test_piped_help_keeps_every_option_on_one_line(tmp_path: Path) -> None:
         lines = done.stdout.splitlines()
         continued = [
             line
-            for before, line in zip(lines, lines[1:], strict=False)
+            for before, line in itertools.pairwise(lines)
             if line.startswith(" " * 6) and line.strip() and "  " in before.strip()
         ]
         assert continued == [], (command, continued)
