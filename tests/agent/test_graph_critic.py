@@ -59,6 +59,7 @@ def test_a_multi_round_refine_through_the_real_critic(served: ServedHarness, tmp
     assert [r["prompt"] for r in out["rounds"]] == REFINED
     assert out["stop_reason"] == StopReason.NOTHING_NEW
     assert [r["prompt_origin"] for r in out["rounds"]] == ["user", "critic", "critic"]
+    assert out["summary"]["critic"] == "stub-critic"
     # One HTTP request per candidate, rendered from the built-in t2i template. The critic is always
     # asked about the user's own request, whichever refined prompt made the image.
     requests = served.server.chat_requests
@@ -299,3 +300,25 @@ def test_a_repeated_run_asks_the_server_nothing_unless_the_template_changes(
     assert [r.messages[0]["content"] for r in fresh] == ["You judge images tersely."] * 2
     assert fresh[0].user_text().startswith("Request: a cat\nImage: ")
     assert [r["rewards"] for r in third["rounds"]] == [r["rewards"] for r in first["rounds"]]
+
+
+@pytest.mark.parametrize(("max_concurrency", "in_flight"), [(8, 3), (2, 2)])
+def test_the_candidates_of_a_round_are_judged_at_once_up_to_the_critics_bound(
+    tmp_path: Path, max_concurrency: int, in_flight: int
+) -> None:
+    h = ServedHarness(tmp_path, max_concurrency=max_concurrency)
+    answer = h.server.responder
+    assert answer is not None
+
+    def slow(request: RecordedRequest) -> StubReply:
+        reply = answer(request)
+        reply.delay = 0.5  # long enough for the round's other candidates to be generated and sent
+        return reply
+
+    h.server.responder = slow
+    try:
+        out = run(h, max_rounds=1, candidates=3)
+        assert h.server.max_in_flight == in_flight
+    finally:
+        h.close()
+    assert len(out["rounds"][0]["rewards"]) == 3 and out["rounds"][0]["skipped"] == []
