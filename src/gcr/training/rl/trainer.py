@@ -1,6 +1,6 @@
 """DiffusionNFT training of a flow-matching diffusers pipeline with (critic) rewards.
 
-One epoch (shared/DESIGN.md §6):
+One epoch (docs/training.md):
 
 1. pick ``prompts_per_epoch`` prompts per process (saturated prompts no longer drawn);
 2. sample ``group_size`` images per prompt with the old adapter, recording x0 and
