@@ -106,7 +106,7 @@ class DiffusionNFTTrainer:
         self.accelerator = accelerator or make_accelerator(config)
         device = self.accelerator.device
         if pipeline is None:
-            self.pipe, family_cls = load_pipeline(config, device, resolve_dtype(config))
+            self.pipe, family_cls = load_pipeline(config, device, resolve_dtype(config, device))
         else:
             self.pipe = pipeline
             name = type(pipeline).__name__
