@@ -48,8 +48,13 @@ class CriticJudge:
         templates = hashlib.sha256(
             "".join(critic.template_digest(m, t) for m in ("pointwise",) for t in Task).encode()
         ).hexdigest()[:12]
-        selected = None if self.reward_spec is None else self.reward_spec.dimensions
-        dims = "all" if selected is None else ",".join(d.value for d in selected)
+        spec = self.reward_spec
+        if spec is not None and spec.weights is not None:
+            dims = str(spec)  # weights change the score, so cached verdicts must key on them too
+        elif spec is None or spec.dimensions is None:
+            dims = "all"
+        else:
+            dims = ",".join(d.value for d in spec.dimensions)
         self.identity = (
             f"critic:{critic.model_id}@{where or 'local'};templates={templates};"
             f"temperature={s.temperature:g};max_tokens={s.max_tokens};top_p={s.top_p};dimensions={dims};"
