@@ -21,7 +21,7 @@ The same script serves two ways: :class:`PromptAwareCritic`, an in-process
 critic that renders the answer text and parses it with gcr's real parser, and
 :class:`PromptAwareCriticServer`, an OpenAI-compatible HTTP server (built on
 ``StubCriticServer``) for gcr's real HTTP critic. Answers follow the layout of
-shared/DESIGN.md §3, written by the same renderer as gcr's scripted mock critic
+docs/critique-format.md, written by the same renderer as gcr's scripted mock critic
 (:func:`gcr.dev.mock_critic.render_critique`).
 """
 

@@ -43,7 +43,7 @@ class CriticJudge:
 
     def __init__(self, critic: Critic, *, reward_spec: RewardSpec | None = None, where: str = "") -> None:
         self.critic = critic
-        self.reward_spec = reward_spec if reward_spec is not None else critic.reward_spec
+        self.reward_spec = reward_spec
         s = critic.sampling
         templates = hashlib.sha256(
             "".join(critic.template_digest(m, t) for m in ("pointwise",) for t in Task).encode()
@@ -124,7 +124,6 @@ def critic_judge(target: str, **options: Any) -> CriticJudge:
             task=task,
             sampling=SamplingParams(temperature=temperature, max_tokens=max_tokens),
             templates=templates,
-            reward_spec=reward_spec,
             **kwargs,
         )
     except CriticUnavailableError as exc:
