@@ -37,6 +37,7 @@ from typing import Any, Literal
 from gcr.bench.eval.results import ResultStore
 from gcr.bench.shard import ShardInfo
 from gcr.errors import RunError
+from gcr.folder_paths import contained_path
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,10 @@ class BenchFolder:
         return f"BenchFolder({str(self.path)!r})"
 
     # ------------------------------------------------------------------ paths
+
+    def resolve(self, recorded: str | Path) -> Path:
+        """A path a result record holds, inside this folder (see :func:`gcr.folder_paths.contained_path`)."""
+        return contained_path(self.path, recorded)
 
     def run_dir(self, case_id: str) -> Path:
         return self.path / "runs" / safe_name(case_id)
