@@ -89,8 +89,8 @@ def run_command(**options: Any) -> None:
     from gcr.bench.prompts import load_prompt_set
     from gcr.bench.results import BenchFolder
     from gcr.bench.shard import parse_shard, shard_from_env
+    from gcr.cli.dataclass_flags import given_options
     from gcr.cli.refine import run_spec_from_options
-    from gcr.cli.refine_flags import given_options
 
     given = given_options(options.pop("ctx"))
     prompt_set = load_prompt_set(options.pop("prompts"))

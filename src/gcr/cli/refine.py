@@ -131,7 +131,7 @@ def refine_command(ctx: typer.Context, **options: Any) -> None:
     """Generate, critique and refine until the stopping rules say stop; keep the best image."""
     from gcr.agent.run_folder import RunFolder
     from gcr.agent.runner import RunSpec
-    from gcr.cli.refine_flags import given_options
+    from gcr.cli.dataclass_flags import given_options
 
     given = given_options(ctx)
     prompt, image, resume = options["prompt"], options["image"], options["resume"]

@@ -1,8 +1,9 @@
 """The refine settings on the command line, made from :class:`~gcr.agent.context.RefineContext`.
 
 ``gcr refine`` and ``gcr bench`` do not declare their refine-setting flags: every
-field of ``RefineContext`` becomes an option here, with the field's type, default
-and help text (its metadata may name the flags, see :func:`gcr.agent.context._help`).
+field of ``RefineContext`` becomes an option with the field's type, default and
+help text (:func:`gcr.cli.dataclass_flags.typed_flag`, the generator the training
+commands use too; the metadata may name the flags, see :func:`gcr.agent.context._help`).
 Optional numbers take ``none`` to switch a rule off (``--target none``). Two
 options set several fields at once: ``--size`` (``width``, ``height``) and
 ``--reward`` (``dimensions``, ``weights``); ``run_dir`` is the commands' ``--out``.
@@ -18,15 +19,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import sys
-import types
 import typing
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
 from gcr.agent.context import RefineContext
+from gcr.cli.dataclass_flags import flag_decls, typed_flag
 from gcr.errors import InputError
 from gcr.typed_config import read_config_file, typed_fields
 
@@ -47,43 +48,7 @@ def flag_names(f: dataclasses.Field[Any]) -> tuple[str, ...]:
     """The option names of field ``f`` (``()`` when another option sets it)."""
     if f.metadata.get("set_by"):
         return ()
-    if f.metadata.get("flags"):
-        return tuple(f.metadata["flags"])
-    dashed = f.name.replace("_", "-")
-    return (f"--{dashed}/--no-{dashed}",) if f.type in (bool, "bool") else (f"--{dashed}",)
-
-
-def _number_or_none(kind: type) -> Callable[[str], Any]:
-    def parse(text: Any) -> Any:
-        if not isinstance(text, str):  # the default, already typed
-            return text
-        if text.strip().lower() == "none":
-            return None
-        try:
-            return kind(text)
-        except ValueError:
-            raise typer.BadParameter(
-                f"{text!r} is not {'an integer' if kind is int else 'a number'} or 'none'"
-            ) from None
-
-    return parse
-
-
-def _option(f: dataclasses.Field[Any], hint: Any) -> tuple[Any, Any]:
-    """The annotation (type + ``typer.Option``) and default of field ``f``'s flag."""
-    names, help_text = flag_names(f), f.metadata.get("help", "")
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1
-    inner = args[0] if optional else hint
-    if inner in (int, float) and optional:
-        metavar = f"{'INTEGER' if inner is int else 'FLOAT'}|none"
-        option = typer.Option(*names, parser=_number_or_none(inner), metavar=metavar, help=help_text)
-        return Annotated[hint, option], f.default
-    if inner is str and optional and f.default is None:
-        return Annotated[hint, typer.Option(*names, help=help_text)], None
-    if hint in (bool, int, float, str) or typing.get_origin(hint) is Literal:
-        return Annotated[hint, typer.Option(*names, help=help_text)], f.default
-    raise TypeError(f"RefineContext.{f.name}: no command-line form for {hint!r}; give it set_by metadata")
+    return flag_decls(f, typing.get_type_hints(RefineContext)[f.name])
 
 
 def settings_parameters() -> list[inspect.Parameter]:
@@ -94,8 +59,10 @@ def settings_parameters() -> list[inspect.Parameter]:
     for f in _fields():
         set_by = f.metadata.get("set_by")
         if set_by is None:
-            annotation, default = _option(f, hints[f.name])
-            params.append(_keyword(f.name, annotation, default))
+            try:
+                params.append(typed_flag(f, hints[f.name]))
+            except TypeError as exc:
+                raise TypeError(f"RefineContext.{exc}; give the field set_by metadata") from None
             continue
         name = set_by.lstrip("-")
         if name in COMBINED_OPTIONS and name not in combined_done:
@@ -127,16 +94,6 @@ def _combined(name: str) -> inspect.Parameter:
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-
-
-def given_options(ctx: Any) -> set[str]:
-    """Names of the parameters the command line (or the environment) set, not their defaults."""
-    given = set()
-    for name in ctx.params:
-        source = ctx.get_parameter_source(name)
-        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
-            given.add(name)
-    return given
 
 
 def context_from_options(options: Mapping[str, Any], given: Collection[str], **fixed: Any) -> RefineContext:
