@@ -15,11 +15,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gcr.errors import ConfigError
 from gcr.limits import prompt_too_long
 from gcr.typed_config import from_mapping, read_config_file
+
+if TYPE_CHECKING:
+    from gcr.critic.scoring import RewardSpec
 
 SeedPolicy = Literal["fixed", "per-round"]
 
@@ -188,6 +191,13 @@ class RefineContext:
             "negative_prompt": self.negative_prompt,
         }
         return {k: v for k, v in params.items() if v is not None}
+
+    def reward_spec(self) -> RewardSpec:
+        """The reward these settings select (dimensions and weights; checked when built)."""
+        from gcr.critic.scoring import RewardSpec
+
+        dims = tuple(self.dimensions) if self.dimensions is not None else None
+        return RewardSpec(dimensions=dims, weights=self.weights)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -40,7 +40,6 @@ def run_spec_from_options(
     *,
     prompt: str = "",
     source_images: list[str] | None = None,
-    **fixed: Any,
 ) -> Any:
     """The :class:`~gcr.agent.runner.RunSpec` that ``gcr refine``'s (or ``gcr bench``'s) options describe.
 
@@ -51,7 +50,7 @@ def run_spec_from_options(
     from gcr.agent.runner import RunSpec
     from gcr.cli.refine_flags import context_from_options
 
-    context = context_from_options(options, given, **fixed)
+    context = context_from_options(options, given)
     check_judges(options, context, given)
     generator_options = {
         "device": options["device"],

@@ -96,8 +96,8 @@ def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-def context_from_options(options: Mapping[str, Any], given: Collection[str], **fixed: Any) -> RefineContext:
-    """The refine settings: the ``--config`` file, then the flags given, then ``fixed`` values.
+def context_from_options(options: Mapping[str, Any], given: Collection[str]) -> RefineContext:
+    """The refine settings: the ``--config`` file, then the flags given (they win).
 
     Each source is type-checked on its own, so an error names the file or the command line.
     """
@@ -117,7 +117,6 @@ def context_from_options(options: Mapping[str, Any], given: Collection[str], **f
         flags["dimensions"] = None if spec.dimensions is None else [d.value for d in spec.selected]
         flags["weights"] = None if spec.weights is None else {d.value: spec.weight(d) for d in spec.selected}
     data.update(typed_fields(RefineContext, flags, "the command line"))
-    data.update(fixed)
     source = f"{config} and the command line" if config is not None else "the command line"
     context = RefineContext.from_dict(data, source)
     _check_reward(context, source)
@@ -126,14 +125,10 @@ def context_from_options(options: Mapping[str, Any], given: Collection[str], **f
 
 def _check_reward(context: RefineContext, source: str) -> None:
     """A reward selection from a file is checked now, not when the first critique is scored."""
-    from gcr.critic.scoring import RewardSpec
     from gcr.errors import ConfigError
 
-    if context.dimensions is None and context.weights is None:
-        return
-    dims = None if context.dimensions is None else tuple(context.dimensions)
     try:
-        RewardSpec(dimensions=dims, weights=context.weights)  # type: ignore[arg-type]
+        context.reward_spec()
     except (ConfigError, ValueError) as exc:
         raise InputError(f"dimensions/weights in {source}: {exc}") from None
 

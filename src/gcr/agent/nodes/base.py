@@ -77,8 +77,7 @@ class NodeDeps:
 
     @staticmethod
     def reward_spec(settings: RefineContext) -> RewardSpec:
-        dims = tuple(settings.dimensions) if settings.dimensions is not None else None
-        return RewardSpec(dimensions=dims, weights=settings.weights)  # type: ignore[arg-type]
+        return settings.reward_spec()
 
     @staticmethod
     def emit(runtime: Runtime[Any] | None, payload: dict[str, Any]) -> None:
