@@ -285,7 +285,16 @@ def merge_command(
 
     folder = BenchFolder(out)
     folder.settings()  # a folder that holds no benchmark fails here with a clear message
-    _report(folder, as_json=as_json)
+    summary, report_path = _report(folder, as_json=as_json)
+    failed = _failed(summary)
+    if failed:
+        err_console.print(
+            plain(
+                (f"{failed} run(s) failed and are left out of the figures", "yellow"),
+                f"; rerun the gcr bench command that made {folder.path} to retry them; report: {report_path}",
+            ),
+            highlight=False,
+        )
 
 
 def list_sets_command() -> None:
