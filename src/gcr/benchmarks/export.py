@@ -27,8 +27,8 @@ from typing import Any
 
 from PIL import Image
 
-from gcr.bench.eval.records import ImageRef
-from gcr.bench.results import BenchFolder
+from gcr.bench.eval.pairs import ImageRef
+from gcr.bench.folder import BenchFolder
 from gcr.benchmarks.base import BenchmarkSet
 from gcr.errors import ImageError, InputError, RunError
 

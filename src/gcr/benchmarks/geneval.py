@@ -27,7 +27,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gcr.bench.prompts import BenchCase
+from gcr.bench.prompt_set import BenchCase
 from gcr.benchmarks.base import BenchmarkSet, build_set, require_file
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError

@@ -28,7 +28,7 @@ from typing import Any
 
 from gcr.bench.eval.fields import mmrb2_release_rows
 from gcr.bench.eval.layouts import LAYOUTS, Layout, has_images, matching_families
-from gcr.bench.eval.records import Label, PreferencePair
+from gcr.bench.eval.pairs import Label, PreferencePair
 from gcr.errors import DatasetError, DependencyError, InputError
 
 logger = logging.getLogger(__name__)
