@@ -50,6 +50,7 @@ from gcr.bench.eval.pairs import ImageRef
 from gcr.bench.prompt_set import BenchCase, PromptSet
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError, DependencyError
+from gcr.io import read_jsonl
 from gcr.limits import prompt_too_long
 
 logger = logging.getLogger(__name__)
@@ -150,17 +151,9 @@ def _read_text(path: Path) -> str:
 
 
 def _jsonl_rows(path: Path, base: Path | None = None) -> Iterator[_Row]:
-    index = 0
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
+    for index, (lineno, value) in enumerate(read_jsonl(path)):
         where = f"{path}:{lineno}"
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
         yield _Row(_as_object(value, where), base or path.parent, where, index)
-        index += 1
 
 
 def _json_rows(path: Path) -> Iterator[_Row]:
