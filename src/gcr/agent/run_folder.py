@@ -26,7 +26,7 @@ from typing import Any
 
 from gcr.agent.state import CandidateRecord, RoundRecord
 from gcr.errors import RunError
-from gcr.io import write_text_atomic
+from gcr.io import parse_json_line, write_text_atomic
 
 
 class RunFolder:
@@ -115,7 +115,7 @@ class RunFolder:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = parse_json_line(line)
             except ValueError as exc:
                 record, why = None, str(exc)
             else:
