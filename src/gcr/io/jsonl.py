@@ -33,6 +33,7 @@ is ever turned into code.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -137,7 +138,7 @@ class JsonlLog:
         self.max_line_bytes = max_line_bytes
         self.durable = durable
         self.default = default
-        self._fd: int | None = None
+        self._fh: io.FileIO | None = None
         self._lock = threading.Lock()
         self._noted_tail: int | None = None
 
@@ -203,12 +204,12 @@ class JsonlLog:
                 f"over the {self.max_line_bytes} a line may hold"
             )
         with self._lock:
-            fd = self._open()
+            fh = self._open()
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view) :]
+                view = view[fh.write(view) or 0 :]
             if self.durable:
-                os.fsync(fd)
+                os.fsync(fh.fileno())
 
     def rewrite(self, records: Iterable[dict[str, Any]]) -> None:
         """Replace the whole file with ``records`` atomically and durably (compaction)."""
@@ -229,18 +230,18 @@ class JsonlLog:
         self.close()
 
     def _close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
-    def _open(self) -> int:
-        if self._fd is None:
+    def _open(self) -> io.FileIO:
+        if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.is_file():
                 self._repair_tail()
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
-            self._fd = os.open(self.path, flags, 0o666)
-        return self._fd
+            # Unbuffered and O_APPEND: each record is one write() at the end of the file.
+            self._fh = io.FileIO(self.path, "a")
+        return self._fh
 
     def _repair_tail(self) -> None:
         """Give a last line without a newline its newline (a whole record) or cut it off (a torn write)."""
