@@ -11,6 +11,10 @@ Dtype: ``None``/``"auto"`` gives bfloat16 on CUDA GPUs that support it
 and Qwen3-VL are released in; MPS runs it on macOS 14 and later), float32 on
 the CPU.
 
+Training (:func:`training_dtype`) never picks float16 on its own: weights train
+in bfloat16 on CUDA GPUs that support it and in float32 everywhere else, since
+float16 weights without loss scaling lose small updates and overflow.
+
 Half precision: FLUX, SD3 and Qwen-Image overflow in float16 and turn out NaN
 latents, i.e. black images (huggingface/diffusers#9096 for FLUX,
 Comfy-Org/ComfyUI#10751 for Qwen-Image); :func:`half_precision_warning` says so
@@ -78,16 +82,42 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``dtype`` as a torch dtype; ``None``/``"auto"`` gives :func:`default_dtype` of ``device``."""
+def training_dtype(device: torch.device) -> torch.dtype:
+    """The dtype weights are trained in on ``device`` when none is asked for (see the module docstring)."""
+    return torch.bfloat16 if device.type == "cuda" and cuda_bf16_supported() else torch.float32
+
+
+def cuda_bf16_supported() -> bool:
+    """Whether this process has a CUDA GPU that computes in bfloat16 (Ampere or newer)."""
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """A dtype name (``float32``, ``bf16``, ``torch.float16``, ...) as a torch dtype; no ``auto`` here."""
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype is None or dtype.strip().lower() == "auto":
-        return default_dtype(device)
     key = dtype.strip().lower().removeprefix("torch.")
     if key not in _DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16")
+        raise ConfigError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16")
     return _DTYPES[key]
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``dtype`` as a torch dtype; ``None``/``"auto"`` gives :func:`default_dtype` of ``device``."""
+    if dtype is None or (isinstance(dtype, str) and dtype.strip().lower() == "auto"):
+        return default_dtype(device)
+    try:
+        return parse_dtype(dtype)
+    except ConfigError:
+        raise ConfigError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16") from None
+
+
+def resolve_device_and_dtype(
+    device: str | torch.device | None = None, dtype: str | torch.dtype | None = None
+) -> tuple[torch.device, torch.dtype]:
+    """The device and dtype a local model (generator or in-process critic) runs in."""
+    resolved = resolve_device(device)
+    return resolved, resolve_dtype(dtype, resolved)
 
 
 def half_precision_warning(family: str, dtype: torch.dtype, device: torch.device) -> str | None:

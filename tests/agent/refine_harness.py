@@ -1,4 +1,9 @@
-"""Test doubles for the agent tests: a fast fake generator and a harness around the scripted critic."""
+"""Test doubles for the agent tests: a fast fake generator and harnesses around the scripted critic.
+
+:class:`Harness` uses the in-process :class:`PromptAwareCritic` (fast; for tests of the graph's own
+logic). :class:`ServedHarness` puts gcr's real :class:`~gcr.critic.critic.Critic` (templates, HTTP
+backend, parser, re-ask) in its place, over the same script served by :class:`PromptAwareCriticServer`.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,17 @@ import numpy as np
 from PIL import Image
 
 from gcr.agent import ArtifactCache, RefineContext, build_graph
+from gcr.critic.critic import Critic
+from gcr.critic.loading import load_critic
 from gcr.critic.schema import Task
 from gcr.generators.base import GenerationRequest, GenerationResult
-from stubs.prompt_aware_critic import PromptAwareCritic, PromptAwareScript, RecordingGenerator, SceneBook
+from stubs.prompt_aware_critic import (
+    PromptAwareCritic,
+    PromptAwareCriticServer,
+    PromptAwareScript,
+    RecordingGenerator,
+    SceneBook,
+)
 
 
 class FakeGenerator:
@@ -65,7 +78,7 @@ class Harness:
         self.script = script or PromptAwareScript()
         self.inner = FakeGenerator(task)
         self.generator = RecordingGenerator(self.inner, self.book)
-        self.critic = PromptAwareCritic(self.script, self.book)
+        self.critic: PromptAwareCritic | Critic = PromptAwareCritic(self.script, self.book)
         self.cache = ArtifactCache(tmp_path / "cache")
         self.tmp_path = tmp_path
         self._runs = 0
@@ -79,3 +92,28 @@ class Harness:
         kwargs.setdefault("run_dir", str(self.tmp_path / f"run{self._runs}"))
         kwargs.setdefault("target_reward", None)
         return RefineContext(**kwargs)
+
+
+class ServedHarness(Harness):
+    """The harness with gcr's real Critic, loaded by URL like ``gcr refine --critic URL`` does.
+
+    ``critic_options`` go to :func:`gcr.critic.loading.load_critic`; retries are off and the
+    timeout short unless given, so a test of a dead server fails fast. Call :meth:`close`
+    (the ``served`` fixture does) to stop the server.
+    """
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        script: PromptAwareScript | None = None,
+        task: Task = Task.T2I,
+        **critic_options: Any,
+    ) -> None:
+        super().__init__(tmp_path, script, task)
+        self.server = PromptAwareCriticServer(self.script, self.book).start()
+        critic_options.setdefault("max_retries", 0)
+        critic_options.setdefault("timeout", 5)
+        self.critic = load_critic(self.server.url, model="stub-critic", **critic_options)
+
+    def close(self) -> None:
+        self.server.stop()

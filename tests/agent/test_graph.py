@@ -1,4 +1,8 @@
-"""The refine graph end to end with a fast fake generator and the prompt-aware scripted critic."""
+"""The refine graph end to end with a fast fake generator and the prompt-aware scripted critic.
+
+The critic here is the in-process fake; how the graph handles what gcr's real Critic does (re-asks,
+unreadable or cut-off answers, server failures) is tested over HTTP in test_graph_critic.py.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from refine_harness import FakeGenerator, Harness
 from gcr.agent import RefineContext
 from gcr.agent.stopping import StopReason
 from gcr.critic.schema import Task
-from gcr.errors import CriticResponseError, GeneratorOOMError, ImageError, InputError
+from gcr.errors import GeneratorOOMError, ImageError, InputError
 from stubs.prompt_aware_critic import PromptAwareScript
 
 
@@ -129,27 +133,9 @@ def test_seed_policy(harness):
     assert [r["seeds"] for r in fresh["rounds"]] == [[10, 11], [12, 13]]
 
 
-def test_an_unreadable_critique_skips_that_candidate_only(tmp_path):
-    harness = Harness(tmp_path, PromptAwareScript(unreadable_seeds={1}))
-    out = run(harness, max_rounds=1, candidates=2)
-    record = out["rounds"][0]
-    assert record["rewards"][1] is None and record["rewards"][0] is not None
-    assert len(record["skipped"]) == 1 and "no readable critique" in record["skipped"][0]
-    skipped = [c for c in harness_candidates(out) if c["status"] == "skipped"]
-    raw = Path(out["run_dir"]) / skipped[0]["critique_text"]
-    assert skipped and raw.read_text().startswith("I am sorry")
-    assert out["summary"]["skipped_candidates"] == 1
-
-
 def harness_candidates(out):
     lines = (Path(out["run_dir"]) / "trajectory.jsonl").read_text().splitlines()
     return [c for line in lines for c in json.loads(line)["candidates"]]
-
-
-def test_a_round_with_no_readable_critique_is_a_clear_error(tmp_path):
-    harness = Harness(tmp_path, PromptAwareScript(unreadable_seeds={0, 1}))
-    with pytest.raises(CriticResponseError, match="no candidate of round 0 could be scored"):
-        run(harness, max_rounds=3, candidates=2)
 
 
 def test_guard_rejection_keeps_the_prompt_and_stops(tmp_path):
@@ -247,14 +233,3 @@ def test_fake_generator_is_deterministic():
     b = gen.generate(GenerationRequest(prompt="x", seed=1)).images[0]
     c = gen.generate(GenerationRequest(prompt="x", seed=2)).images[0]
     assert a.tobytes() == b.tobytes() != c.tobytes()
-
-
-def test_a_critic_failure_other_than_parsing_stops_the_run_instead_of_skipping(harness):
-    from gcr.errors import CriticResponseError
-
-    async def empty_answer(*args, **kwargs):
-        raise CriticResponseError("the critic model 'stub' returned an empty answer")
-
-    harness.critic.acritique = empty_answer
-    with pytest.raises(CriticResponseError, match="empty answer"):
-        run(harness, max_rounds=2)

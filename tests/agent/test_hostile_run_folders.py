@@ -30,13 +30,13 @@ def _keep_ext(code: int, data: bytes) -> ormsgpack.Ext:
     return ormsgpack.Ext(code, data)
 
 
-def _plant(db_path: Path, value: ormsgpack.Ext) -> None:
-    """Put ``value`` into the ``prompt`` channel of the latest checkpoint, keeping the rest as it was."""
+def _plant(db_path: Path, value: object, channel: str = "prompt") -> None:
+    """Put ``value`` into ``channel`` of the latest checkpoint, keeping the rest as it was."""
     db = sqlite3.connect(db_path)
     latest = "SELECT rowid, checkpoint FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1"
     rowid, blob = db.execute(latest).fetchone()
     checkpoint = ormsgpack.unpackb(blob, ext_hook=_keep_ext, option=ormsgpack.OPT_NON_STR_KEYS)
-    checkpoint["channel_values"]["prompt"] = value
+    checkpoint["channel_values"][channel] = value
     db.execute("UPDATE checkpoints SET checkpoint = ? WHERE rowid = ?", (ormsgpack.packb(checkpoint), rowid))
     db.commit()
     db.close()
@@ -201,3 +201,48 @@ def test_a_finished_run_moved_elsewhere_reports_its_new_place(harness, tmp_path)
     best = outcome.values["summary"]["best"]
     assert best["image"].startswith(str(moved.path)) and Path(best["image"]).is_file()
     assert Path(best["critique"]).is_file()
+
+
+@pytest.mark.parametrize("how", ["absolute", "dot-dot", "symlink"])
+def test_a_state_naming_an_image_outside_the_folder_is_refused_and_nothing_is_sent(tmp_path, how):
+    """A crafted checkpoint must not make a resume read a file elsewhere and send it to the critic."""
+    from PIL import Image
+    from refine_harness import Harness
+
+    from gcr.critic.schema import Task
+    from gcr.errors import CriticUnavailableError
+
+    harness = Harness(tmp_path, task=Task.EDIT)
+    source = tmp_path / "source.png"
+    Image.new("RGB", (16, 16), (30, 60, 90)).save(source)
+    secret = tmp_path / "private" / "holiday.png"
+    secret.parent.mkdir()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(secret)
+    harness.critic.fail_after = 2  # round 0 is critiqued, then the critic is gone
+    folder = RunFolder(tmp_path / "runs" / "run")
+    spec = RunSpec(prompt="make it blue", source_images=[str(source)],
+                   context={"max_rounds": 3, "candidates": 2, "target_reward": None})  # fmt: skip
+    with pytest.raises(CriticUnavailableError):
+        asyncio.run(run_refine(harness.builder(), folder, spec))
+    if how == "absolute":
+        _plant(folder.file(RunFolder.CHECKPOINTS), [str(secret)], channel="source_images")
+    elif how == "dot-dot":
+        _plant(folder.file(RunFolder.CHECKPOINTS), ["../../private/holiday.png"], channel="source_images")
+    else:
+        copy = folder.path / "inputs" / "source-0.png"
+        copy.unlink()
+        copy.symlink_to(secret)
+    harness.critic.fail_after = None
+    seen: list[tuple[int, int, int]] = []
+    critique = harness.critic.acritique
+
+    async def recording(prompt, image, *, sources=(), task=None):
+        seen.extend(source.convert("RGB").getpixel((0, 0)) for source in sources)
+        return await critique(prompt, image, sources=sources, task=task)
+
+    harness.critic.acritique = recording
+
+    with pytest.raises(RunError, match="outside the folder") as info:
+        asyncio.run(run_refine(harness.builder(), folder, RunSpec.load(folder), resume=True))
+    assert (200, 10, 10) not in seen, "the critic was sent a file from outside the run folder"
+    assert "\n" not in str(info.value)

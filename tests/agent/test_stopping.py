@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
-from refine_harness import FakeGenerator
+from refine_harness import FakeGenerator, Harness
 
 from gcr.agent import RefineContext, build_graph
 from gcr.agent.stopping import RoundOutcome, StopDecision, StopReason, StopRules, best_so_far
@@ -151,3 +152,89 @@ def test_build_graph_lets_a_custom_policy_decide_over_the_real_critic(tmp_path: 
         context = RefineContext(run_dir=str(tmp_path / "run2"), max_rounds=10, target_reward=0.01)
         plain = asyncio.run(graph.ainvoke({"prompt": "a cat"}, context=context))
     assert plain["stop_reason"] == StopReason.TARGET_REWARD and len(plain["rounds"]) == 1
+
+
+class Recorder:
+    """A custom policy built from a function of the history; keeps every history it was shown."""
+
+    def __init__(self, rule) -> None:
+        self.rule = rule
+        self.seen: list[list[RoundOutcome]] = []
+
+    def decide(self, history):
+        self.seen.append(list(history))
+        return self.rule(history)
+
+
+def run_with(harness: Harness, policy: Recorder, **settings):
+    graph = harness.builder(stopping=policy).compile()
+    stream = graph.astream(
+        {"prompt": "a cat"}, context=harness.context(**settings), stream_mode=["custom", "values"]
+    )
+
+    async def collect():
+        events, last = [], None
+        async for mode, chunk in stream:
+            if mode == "custom":
+                events.append(chunk)
+            else:
+                last = chunk
+        return events, last
+
+    return asyncio.run(collect())
+
+
+def test_a_custom_policy_ends_the_run_early_in_its_own_words(harness: Harness) -> None:
+    """The context would run ten rounds; a policy judging the physical quality ends it at round 2."""
+
+    def quality_reached(history):
+        quality = history[-1].scores.get("physical_quality")
+        if quality is not None and quality >= 3.0:
+            return StopDecision(StopReason.DIMENSION_TARGET, f"quality {quality:.2f} is good enough")
+        return None
+
+    policy = Recorder(quality_reached)
+    events, out = run_with(harness, policy, max_rounds=10, candidates=2)
+
+    assert len(out["rounds"]) == 3 and len(policy.seen) == 3  # asked once after every round
+    assert out["stop_reason"] == StopReason.DIMENSION_TARGET
+    assert (
+        out["stop_detail"]
+        == f"quality {out['rounds'][-1]['best_scores']['physical_quality']:.2f} is good enough"
+    )
+    # It saw each round's best reward and scores, and the two images each round made.
+    last = policy.seen[-1]
+    assert [h.reward for h in last] == [r["best_reward"] for r in out["rounds"]]
+    assert [h.scores for h in last] == [r["best_scores"] for r in out["rounds"]]
+    assert [h.generations for h in last] == [2, 2, 2] and all(h.elapsed_s >= 0 for h in last)
+    assert [h.scores["physical_quality"] < 3.0 for h in last] == [True, True, False]
+    # The reason is what the run reports: summary, report and the last event.
+    summary = json.loads((Path(out["run_dir"]) / "summary.json").read_text())
+    assert (summary["stop_reason"], summary["stop_detail"]) == ("dimension_target", out["stop_detail"])
+    assert out["stop_detail"] in (Path(out["run_dir"]) / "report.html").read_text()
+    stopped = events[-1]
+    assert stopped["type"] == "stopped" and stopped["reason"] == "dimension_target"
+    assert stopped["detail"] == out["stop_detail"] and stopped["rounds"] == 3
+
+
+def test_a_policy_that_never_stops_replaces_the_runs_rules_but_not_the_refiner(harness: Harness) -> None:
+    """max_rounds=1 in the context does not apply; the run still ends when the critic has nothing new."""
+    policy = Recorder(lambda history: None)
+    _, out = run_with(harness, policy, max_rounds=1, target_reward=0.01)
+
+    assert [r["prompt"] for r in out["rounds"]] == [
+        "a cat",
+        "a cat, golden light",
+        "a cat, golden light, sharp focus",
+    ]
+    assert [len(h) for h in policy.seen] == [1, 2, 3]
+    assert out["stop_reason"] == StopReason.NOTHING_NEW
+
+
+def test_a_policy_that_stops_after_the_first_round_makes_one_round(harness: Harness) -> None:
+    policy = Recorder(lambda history: StopDecision(StopReason.WALL_TIME, "out of time already"))
+    _, out = run_with(harness, policy, max_rounds=10, candidates=3)
+
+    assert len(out["rounds"]) == 1 and harness.inner.calls == 3
+    assert (out["stop_reason"], out["stop_detail"]) == (StopReason.WALL_TIME, "out of time already")
+    assert out["best"]["round"] == 0 and out["best"]["reward"] == max(out["rounds"][0]["rewards"])

@@ -224,6 +224,36 @@ def test_gcr_bench_judge_end_to_end_piped(tmp_path: Path, judge_server) -> None:
     assert (out / "judgements.jsonl").is_file()
 
 
+def test_sharded_judging_reports_once_every_shard_is_judged(tmp_path: Path, judge_server) -> None:
+    """The report waits for the judgements of every shard, not only for their refine runs."""
+    rows = [
+        {"id": "hack", "prompt": "a harbour [base 2.0]"},
+        {"id": "agree", "prompt": "a forest [base 3.25]"},
+    ]
+    prompts = write_jsonl(tmp_path / "p.jsonl", rows)
+    out = tmp_path / "out"
+    judge = ["--judge", f"viescore:{judge_server.url}"]
+    with PixelCriticServer(SCRIPT) as critic:
+        cmd = [
+            sys.executable, str(RUN_GCR), "bench", str(prompts),
+            "--generator-kind", "pixel", "--generator", "pixel", "--critic", critic.url,
+            "--max-rounds", "3", "--target", "1", "--patience", "5", "--no-cache", "--out", str(out),
+        ]  # fmt: skip
+        # Shard 0 has refined its prompt but not judged it yet (its judging is still to come).
+        first = subprocess.run([*cmd, "--shard", "0/2"], capture_output=True, text=True, timeout=300)
+        # Shard 1 finishes everything: every prompt is refined, but shard 0's is not judged.
+        second = subprocess.run([*cmd, "--shard", "1/2", *judge], capture_output=True, text=True, timeout=300)
+        assert not (out / "report.html").exists(), second.stderr
+        assert "The last shard to finish writes the report" in second.stderr
+        # Shard 0 judges its prompt; now everything is in, and it writes the report.
+        third = subprocess.run([*cmd, "--shard", "0/2", *judge, "--json"], capture_output=True, text=True,
+                               timeout=300)  # fmt: skip
+    assert (first.returncode, second.returncode, third.returncode) == (0, 0, 0), third.stderr
+    summary = json.loads(third.stdout)
+    (j,) = summary["judges"]["judges"]
+    assert j["n"] == 2 and j["gain"]["mean"] == pytest.approx((-0.2 + 0.1) / 2)
+
+
 @pytest.mark.parametrize(("veto", "kept_mask", "hacking"), [(False, 3, True), (True, 1, False)])
 def test_gcr_refine_judge_and_veto_piped(
     tmp_path: Path, judge_server, veto: bool, kept_mask: int, hacking: bool

@@ -151,3 +151,25 @@ def test_losses_are_rounds_that_fell_below_round_zero(tmp_path: Path) -> None:
     assert s["reward"]["last"]["mean"] == pytest.approx(1 / 3) and s["reward"]["final"][
         "mean"
     ] == pytest.approx(2 / 3)
+
+
+def test_a_record_naming_an_image_outside_the_folder_is_not_embedded(tmp_path: Path) -> None:
+    """A shared benchmark folder with a crafted record must not pull other files into its report."""
+    from PIL import Image
+
+    rows = [{"id": "a", "prompt": "alpha [base 2.5]", "category": "x"}]
+    prompt_set = load_prompt_set(write_jsonl(tmp_path / "p.jsonl", rows))
+    out = tmp_path / "out"
+    run(prompt_set, out, PixelGenerator(), PixelCritic(), template(max_rounds=2, target_reward=1.0))
+    secret = tmp_path / "private.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(secret)
+    results = out / "results.jsonl"
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    for record in records:
+        record["best_image"], record["initial_image"] = str(secret), "../private.png"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    _, report_path = write_bench_report(BenchFolder(out))
+    gallery = report_path.read_text().split("<h2>Gallery</h2>")[1]
+    assert "image missing" in gallery
+    assert "data:image/png;base64," not in gallery

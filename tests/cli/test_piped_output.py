@@ -6,6 +6,7 @@ unset, so rich sees what a CI log or a ``| tee`` sees.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -158,3 +159,22 @@ def test_a_critic_url_with_brackets_is_not_markup_in_the_status_line(tmp_path: P
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "MarkupError" not in done.stderr
     assert done.stderr.startswith("error: ") and "http://127.0.0.1:9/[/x]/v1" in done.stderr
+
+
+def test_piped_help_keeps_every_option_on_one_line(tmp_path: Path) -> None:
+    """Click wraps help at 80 columns in a pipe; piped, each option and its help is one line."""
+    for command in ([], ["refine"], ["bench", "run"], ["eval"], ["train", "sft"]):
+        done = gcr(*command, "--help", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert not set(done.stdout) & BOX, done.stdout
+        # A wrapped help text continues on a line indented past the option column, under an
+        # option line that already holds help (click puts the help of a long option name on
+        # the next line: that is layout, not wrapping).
+        lines = done.stdout.splitlines()
+        continued = [
+            line
+            for before, line in itertools.pairwise(lines)
+            if line.startswith(" " * 6) and line.strip() and "  " in before.strip()
+        ]
+        assert continued == [], (command, continued)
+        assert any(len(line) > 100 for line in done.stdout.splitlines()) or command == [], done.stdout

@@ -18,7 +18,6 @@ from gcr.critic.backends.openai_http import OpenAICompatibleBackend
 from gcr.critic.critic import layout_reminder
 from gcr.critic.defaults import RATIONALREWARDS_EDIT, RATIONALREWARDS_T2I
 from gcr.critic.schema import Critique, PairwiseCritique, Task
-from gcr.critic.scoring import RewardSpec
 from gcr.critic.templates import load_template
 from gcr.errors import ConfigError, CritiqueParseError, InputError
 from stubs.critic_server import (
@@ -199,16 +198,6 @@ def test_concurrent_critiques_respect_the_backend_limit(critic_stub: StubCriticS
     results = run(go())
     assert [r.score("text_faithfulness") for r in results] == [3.5] * 6
     assert critic_stub.max_in_flight == 2
-
-
-def test_reward_uses_the_spec() -> None:
-    from gcr.critic.parser import parse_critique
-
-    critique = parse_critique(GOOD_T2I_ANSWER, Task.T2I)
-    backend = OpenAICompatibleBackend("http://127.0.0.1:1/v1", model="m")
-    assert Critic(backend).reward(critique) == pytest.approx((3.25 - 1) / 3)
-    only_tf = Critic(backend, reward_spec=RewardSpec(dimensions=("text_faithfulness",)))
-    assert only_tf.reward(critique) == pytest.approx((3.5 - 1) / 3)
 
 
 def test_custom_template_is_used_and_changes_the_identity(

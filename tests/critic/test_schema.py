@@ -14,6 +14,7 @@ from gcr.critic.schema import (
     PairwiseJudgement,
     Task,
 )
+from gcr.critic.scoring import normalized_reward
 
 CASES = [c for c in load_corpus() if "error" not in c.expected]
 
@@ -46,7 +47,7 @@ def test_critique_lookups_and_missing_dimensions() -> None:
     assert c.scores == {"text_faithfulness": 3.5, "text_rendering": None}
     # N/A is an answer, not a missing dimension.
     assert c.missing_dimensions == (Dimension.IMAGE_FAITHFULNESS, Dimension.PHYSICAL_QUALITY)
-    assert c.reward() == pytest.approx(2.5 / 3)
+    assert normalized_reward(c) == pytest.approx(2.5 / 3)
 
 
 def pair(*rows: tuple[Dimension, float | None, float | None]) -> PairwiseCritique:

@@ -34,7 +34,6 @@ def test_default_is_the_equal_mean_of_available_dimensions() -> None:
     assert normalized_reward(T2I) == pytest.approx(2.125 / 3)
     # (4 + 2 + 3) / 3 = 3 -> 2 / 3; N/A text rendering is left out, image faithfulness is in.
     assert normalized_reward(EDIT) == pytest.approx(2 / 3)
-    assert EDIT.reward() == normalized_reward(EDIT)
 
 
 def test_upstream_rl_selection_leaves_image_faithfulness_out() -> None:
@@ -48,7 +47,6 @@ def test_weights() -> None:
     spec = RewardSpec.parse("text_faithfulness=2,physical_quality=1")
     # (2 * 3.5 + 1 * 2.75) / 3 = 3.25 -> 0.75
     assert normalized_reward(T2I, spec) == pytest.approx(0.75)
-    assert T2I.reward(spec) == pytest.approx(0.75)
     # A selected dimension with no weight entry counts 1: (3 * 4 + 2 + 3) / 5 = 3.4 -> 0.8
     assert normalized_reward(EDIT, RewardSpec(weights={TF: 3})) == pytest.approx(0.8)
 

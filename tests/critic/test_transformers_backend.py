@@ -16,7 +16,6 @@ from gcr.critic.backends.transformers_local import (
     TransformersBackend,
     build_chat_messages,
     load_local_backend,
-    resolve_device_and_dtype,
 )
 from gcr.errors import ConfigError, CriticError, CriticLoadError, InputError
 
@@ -240,39 +239,3 @@ def test_a_text_only_model_is_refused(tmp_path: Path) -> None:
     (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 16}))
     with pytest.raises(CriticLoadError, match="cannot load critic model"):
         load_local_backend(folder)
-
-
-def test_device_and_dtype_defaults_on_this_machine() -> None:
-    assert resolve_device_and_dtype() == (torch.device("cpu"), torch.float32)
-    assert resolve_device_and_dtype("cpu", "bf16") == (torch.device("cpu"), torch.bfloat16)
-    assert resolve_device_and_dtype(None, torch.float16)[1] is torch.float16
-
-
-def test_device_and_dtype_defaults_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert resolve_device_and_dtype() == (torch.device("cuda", 0), torch.bfloat16)
-    assert resolve_device_and_dtype("cuda:1") == (torch.device("cuda:1"), torch.bfloat16)
-    assert resolve_device_and_dtype("cpu") == (torch.device("cpu"), torch.float32)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert resolve_device_and_dtype() == (torch.device("cuda", 0), torch.float16)
-
-
-def test_device_and_dtype_defaults_with_mps(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    # The same rule as the generators (gcr.devices): bfloat16 on Apple MPS.
-    assert resolve_device_and_dtype() == (torch.device("mps"), torch.bfloat16)
-    assert resolve_device_and_dtype("mps", "float32") == (torch.device("mps"), torch.float32)
-
-
-def test_unusable_device_or_dtype_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ConfigError, match="CUDA is not available"):
-        resolve_device_and_dtype("cuda")
-    with pytest.raises(ConfigError, match="unknown device"):
-        resolve_device_and_dtype("tpu-ish")
-    with pytest.raises(ConfigError, match="unknown dtype"):
-        resolve_device_and_dtype("cpu", "int3")

@@ -17,6 +17,7 @@ from PIL import Image
 from gcr.critic.loading import load_critic
 from gcr.critic.parser import parse_critique
 from gcr.critic.schema import Dimension, Task
+from gcr.critic.scoring import normalized_reward
 from gcr.dev.mock_critic import MODEL_NAME, WANTED_DETAILS, MockCriticRules, MockCriticServer
 from gcr.errors import CriticError
 
@@ -67,7 +68,7 @@ def test_gcr_http_critic_reads_the_server_and_bad_requests_are_refused() -> None
     with MockCriticServer() as server:
         first, second, edit = asyncio.run(ask(server.url))
         assert server.requests == 3
-        assert first.reward() < second.reward()
+        assert normalized_reward(first) < normalized_reward(second)
         assert edit.task is Task.EDIT and edit.score(Dimension.IMAGE_FAITHFULNESS) is not None
 
         async def wrong_model() -> None:

@@ -168,7 +168,8 @@ def test_steps_default_to_the_family_preset(make, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(pipe_class, "__call__", spy)
     gen.generate(_request("flux-kontext", steps=None, guidance=None))
-    assert seen["num_inference_steps"] == 40 and seen["guidance_scale"] == 2.5  # DESIGN §4 / BFL defaults
+    # 40 steps as upstream (docs/generators.md), guidance 2.5 as Black Forest Labs' default
+    assert seen["num_inference_steps"] == 40 and seen["guidance_scale"] == 2.5
     assert seen["max_area"] == 32 * 32 and seen["_auto_resize"] is False
     assert len(seen["generator"]) == 1 and seen["generator"][0].initial_seed() == 0
 

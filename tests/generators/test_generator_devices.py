@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gcr.devices import resolve_device, resolve_dtype
+from gcr.devices import resolve_device, resolve_device_and_dtype, resolve_dtype
 from gcr.errors import ConfigError
 
 
@@ -45,7 +45,6 @@ def test_cuda_without_cuda_is_a_config_error(monkeypatch: pytest.MonkeyPatch) ->
 def test_generators_and_the_local_critic_pick_the_same_device_and_dtype(
     kind: str, bf16: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gcr.critic.backends.transformers_local import resolve_device_and_dtype
     from gcr.generators.diffusers_adapter import DiffusersGenerator
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: kind == "cuda")

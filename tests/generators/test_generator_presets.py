@@ -139,18 +139,16 @@ def test_rl_and_the_generators_read_the_pipeline_class_alike(
 ) -> None:
     import huggingface_hub.constants
 
-    from gcr.training.rl.families import pipeline_class_name as rl_pipeline_class_name
-
-    # A Hub id already in the local cache is read without a download, for RL as for generation.
+    # A Hub id already in the local cache is read without a download (generation and RL share this).
     repo = tmp_path / "models--acme--tiny-flux"
     (repo / "snapshots" / "abc").mkdir(parents=True)
     (repo / "snapshots" / "abc" / "model_index.json").write_text('{"_class_name": "FluxPipeline"}')
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("abc")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    assert rl_pipeline_class_name("acme/tiny-flux") == pipeline_class_name("acme/tiny-flux") == "FluxPipeline"
-    assert rl_pipeline_class_name("acme/not-cached") is None
+    assert pipeline_class_name("acme/tiny-flux") == "FluxPipeline"
+    assert pipeline_class_name("acme/not-cached") is None
     # A local folder, given as a Path.
     (tmp_path / "local").mkdir()
     (tmp_path / "local" / "model_index.json").write_text('{"_class_name": "SD3Pipeline"}')
-    assert rl_pipeline_class_name(tmp_path / "local") == "SD3Pipeline"
+    assert pipeline_class_name(tmp_path / "local") == "SD3Pipeline"

@@ -71,7 +71,9 @@ def test_edits_and_bad_options_are_refused(tiny_clip_dir: Path, tmp_path: Path) 
     judge = load_judge(f"clip:{tiny_clip_dir}")
     with pytest.raises(InputError, match="edit instruction is not a caption"):
         judge_it(judge, "make it blue", Image.new("RGB", (32, 32)), [Image.new("RGB", (32, 32))])
-    with pytest.raises(ConfigError, match="dtype must be one of"):
+    with pytest.raises(ConfigError, match=r"judge clip:.*unknown dtype 'int8': use auto, float32"):
         load_judge(f"clip:{tiny_clip_dir},dtype=int8")
+    with pytest.raises(ConfigError, match=r"judge clip:.*unknown device 'gpu0'"):
+        load_judge(f"clip:{tiny_clip_dir},device=gpu0")
     with pytest.raises(JudgeUnavailableError, match="cannot load the CLIP model"):
         load_judge(f"clip:{tmp_path / 'missing'}")

@@ -43,6 +43,22 @@ def test_dimension_subset_changes_score_and_identity(critic_stub: StubCriticServ
     assert "dimensions=physical_quality" in judge.identity
 
 
+def test_weights_change_the_identity(critic_stub: StubCriticServer) -> None:
+    from gcr.critic import load_critic
+    from gcr.critic.scoring import RewardSpec
+    from gcr.judges.critic_judge import CriticJudge
+
+    critic = load_critic(critic_stub.url, model="stub-critic")
+    specs = ("tf=2,pq=1", "tf=1,pq=2", "tf,pq")
+    judges = [CriticJudge(critic, reward_spec=RewardSpec.parse(w)) for w in specs]
+    critic_stub.enqueue(GOOD_T2I_ANSWER, times=3)
+    # TF 3.5 and PQ 3.0: different weights give different scores, so cached verdicts must not be shared.
+    scores = [run_judge(j).score for j in judges]
+    assert scores == pytest.approx([((2 * 3.5 + 3.0) / 3 - 1) / 3, ((3.5 + 2 * 3.0) / 3 - 1) / 3, 0.75])
+    assert len({j.identity for j in judges}) == 3
+    assert judges[2].identity.endswith("dimensions=text_faithfulness,physical_quality;max_pixels=802816")
+
+
 def test_unparseable_critique_is_a_judge_error(critic_stub: StubCriticServer) -> None:
     critic_stub.enqueue("no critique here", "still nothing")
     judge = load_judge(f"critic:{critic_stub.url}")

@@ -6,8 +6,8 @@ It recognises the pair a request is about by a key written in the prompt text
 image is by its colour: the test datasets paint candidate A red, candidate B
 blue and source images green. It answers pairwise requests (both candidates
 shown) with a comparison and pointwise requests (one candidate) with a
-single-image critique, both in the RationalRewards layout of shared/DESIGN.md
-§3, from the scores in its table. A pair can be scripted to fail (HTTP 500 or
+single-image critique, both in the RationalRewards layout of
+docs/critique-format.md, from the scores in its table. A pair can be scripted to fail (HTTP 500 or
 an unreadable answer) until ``healthy`` is set. Every chat request is logged
 as ``(key, mode, side)`` for assertions about what was asked.
 """

@@ -21,7 +21,7 @@ The same script serves two ways: :class:`PromptAwareCritic`, an in-process
 critic that renders the answer text and parses it with gcr's real parser, and
 :class:`PromptAwareCriticServer`, an OpenAI-compatible HTTP server (built on
 ``StubCriticServer``) for gcr's real HTTP critic. Answers follow the layout of
-shared/DESIGN.md §3, written by the same renderer as gcr's scripted mock critic
+docs/critique-format.md, written by the same renderer as gcr's scripted mock critic
 (:func:`gcr.dev.mock_critic.render_critique`).
 """
 
@@ -33,7 +33,6 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 from PIL import Image
@@ -44,7 +43,7 @@ from gcr.dev.mock_critic import render_critique
 from gcr.errors import CriticUnavailableError, CritiqueParseError
 from gcr.generators.base import GenerationRequest, GenerationResult
 from gcr.images import image_digest
-from stubs.critic_server import RecordedRequest, StubCriticServer, StubReply, _make_handler
+from stubs.critic_server import RecordedRequest, StubCriticServer, StubReply, _make_handler, _Server
 
 UNREADABLE = "I am sorry, I cannot judge this picture."
 
@@ -220,12 +219,22 @@ class PromptAwareCriticServer(StubCriticServer):
         self.responder = self._respond
 
     def start(self) -> PromptAwareCriticServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.requested_port), _make_handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", self.requested_port), _make_handler(self))
         self.requested_port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="prompt-aware", daemon=True)
+        # A short poll interval, as in StubCriticServer: stop() waits for one poll (0.5 s by default).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="prompt-aware",
+            daemon=True,
+        )
         self._thread.start()
         return self
+
+    def scene_of(self, request: RecordedRequest) -> Scene | None:
+        """The prompt and seed of the candidate image a chat request carries (None: no image)."""
+        urls = request.image_urls()
+        return self.book.lookup(_decode(urls[-1])) if urls else None
 
     def _respond(self, request: RecordedRequest) -> StubReply:
         urls = request.image_urls()

@@ -26,6 +26,7 @@ from typing import Any
 
 from gcr.agent.state import CandidateRecord, RoundRecord
 from gcr.errors import RunError
+from gcr.folder_paths import contained_path
 from gcr.io import parse_json_line, write_text_atomic
 
 
@@ -51,9 +52,9 @@ class RunFolder:
         return self
 
     def resolve(self, path: str | Path) -> Path:
-        """A path recorded in the run's state: relative ones are inside this folder."""
-        p = Path(path)
-        return p if p.is_absolute() else self.path / p
+        """A path recorded in the run's state, inside this folder (anything else is refused,
+        see :func:`gcr.folder_paths.contained_path`)."""
+        return contained_path(self.path, path)
 
     def relative(self, path: str | Path) -> str:
         """How the state records ``path``: relative to this folder (POSIX) when inside it.

@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from gcr.bench.shard import ShardInfo
 from gcr.errors import RunError
+from gcr.folder_paths import contained_path
 from gcr.io import ResultStore, read_results, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,10 @@ class BenchFolder:
         return f"BenchFolder({str(self.path)!r})"
 
     # ------------------------------------------------------------------ paths
+
+    def resolve(self, recorded: str | Path) -> Path:
+        """A path a result record holds, inside this folder (see :func:`gcr.folder_paths.contained_path`)."""
+        return contained_path(self.path, recorded)
 
     def run_dir(self, case_id: str) -> Path:
         return self.path / "runs" / safe_name(case_id)

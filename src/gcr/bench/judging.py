@@ -195,6 +195,6 @@ async def _judge_case(
 def _load(
     folder: BenchFolder, case_id: str, wanted: Mapping[str, str]
 ) -> tuple[dict[str, Image.Image], list[Image.Image]]:
-    images = {name: load_image(folder.path / rel) for name, rel in wanted.items()}
+    images = {name: load_image(folder.resolve(rel)) for name, rel in wanted.items()}
     sources = [load_image(p) for p in _sources(folder, case_id)]
     return images, sources

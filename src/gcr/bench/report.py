@@ -306,14 +306,13 @@ def _throughput_html(summary: Mapping[str, Any]) -> str:
 def _thumb(folder: BenchFolder, relative: str | None) -> str:
     if not relative:
         return ""
-    path = folder.path / relative
     try:
-        with Image.open(path) as img:
+        with Image.open(folder.resolve(relative)) as img:
             img.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
             buf = io.BytesIO()
             img.convert("RGB").save(buf, format="PNG")
     except (OSError, GCRError) as exc:
-        logger.warning("gallery: cannot read %s: %s", path, exc)
+        logger.warning("gallery: cannot read %s: %s", relative, exc)
         return "<p class='fail'>image missing</p>"
     return f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}' alt=''>"
 

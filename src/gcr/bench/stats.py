@@ -1,6 +1,6 @@
 """The figures of a benchmark, computed from its result records and session timings (``summary.json``).
 
-Definitions (all rewards are normalized rewards in [0, 1], see shared/DESIGN.md §3):
+Definitions (all rewards are normalized rewards in [0, 1], see docs/critique-format.md):
 
 * ``initial``: the best reward of round 0 (the user's own prompt); ``final``: the
   best reward of the whole run (the image gcr keeps); ``last``: the best reward of

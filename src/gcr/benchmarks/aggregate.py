@@ -31,7 +31,7 @@ from typing import Any
 from gcr.errors import InputError
 
 #: The published figures of the RationalRewards paper (Fig. 1): one round of prompt tuning with the
-#: RationalRewards critic on Qwen-Image-Edit, judged by GPT-4.1 (shared/DESIGN.md §8).
+#: RationalRewards critic on Qwen-Image-Edit, judged by GPT-4.1 (docs/benchmarks.md).
 PUBLISHED: dict[str, dict[str, Any]] = {
     "gedit-en": {
         "generator": "Qwen-Image-Edit",

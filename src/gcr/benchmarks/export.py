@@ -85,7 +85,11 @@ def set_images(folder: BenchFolder, image_set: str) -> tuple[list[Item], dict[st
         if not relative:
             missing[case_id] = f"no {image_set} image"
             continue
-        path = Path(relative) if Path(relative).is_absolute() else folder.path / relative
+        try:
+            path = folder.resolve(relative)
+        except RunError as exc:
+            missing[case_id] = str(exc)
+            continue
         if not path.is_file():
             missing[case_id] = f"image {path} is missing"
             continue

@@ -14,7 +14,7 @@ import typer
 from rich.logging import RichHandler
 from rich.text import Text
 
-from gcr.cli.console import err_console
+from gcr.cli.console import console, err_console
 from gcr.errors import GCRError
 from gcr.redact import RedactingFilter
 
@@ -72,18 +72,31 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"gcr.cli.{_name}").register(app)
 
 
+#: Help width when stdout is not a terminal: wide enough that click never wraps a line.
+UNWRAPPED_HELP_WIDTH = 100_000
+
+
+def help_layout() -> dict[str, int]:
+    """Click context settings for help text: the terminal's own layout in a terminal, unwrapped
+    lines elsewhere (click otherwise wraps help at 80 columns in a pipe)."""
+    if console.is_terminal:
+        return {}
+    return {"terminal_width": UNWRAPPED_HELP_WIDTH, "max_content_width": UNWRAPPED_HELP_WIDTH}
+
+
 def main() -> None:
     """Console-script entry: user-fixable errors become one red line and exit code 1.
 
-    When stderr is not a terminal, typer's own usage errors are printed the plain click way
-    (``Error: ...`` on one line) instead of in a panel laid out for 80 columns.
+    When stdout or stderr is not a terminal, typer's usage errors and ``--help`` are printed
+    the plain click way (``Error: ...`` on one line) instead of in panels laid out for 80
+    columns, and help text is not wrapped: a piped ``--help`` keeps each option on one line.
     """
     import typer.core
 
     rich_errors = typer.core.HAS_RICH
-    typer.core.HAS_RICH = rich_errors and err_console.is_terminal
+    typer.core.HAS_RICH = rich_errors and err_console.is_terminal and console.is_terminal
     try:
-        app()
+        app(**help_layout())
     except GCRError as exc:
         err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         sys.exit(1)

@@ -127,9 +127,13 @@ def run_command(**options: Any) -> None:
 
     progress = BenchProgress(err_console, disable=quiet)
     outcome = asyncio.run(_run(prompt_set, template, folder, settings, progress))
+    complete = outcome.complete
     if judge_specs:
         _judge(folder, judges, judge_specs, [c.id for c in outcome.shard_cases], shard, template, quiet=quiet)
-    if not (outcome.complete or not shard.sharded):
+        # Other shards may still be judging (or may have finished since this one's runs did):
+        # the report is written by the shard that sees every prompt finished and judged.
+        complete = _finished_and_judged(folder, [c.id for c in outcome.cases], judges, settings.baseline)
+    if not (complete or not shard.sharded):
         finished = len(folder.records("results"))
         err_console.print(
             f"shard {shard.label} done; {finished} of {len(outcome.cases)} prompts finished across shards. "
@@ -144,6 +148,21 @@ def run_command(**options: Any) -> None:
     err_console.print(_summary_line(summary, failed, report_path), highlight=False)
     if failed:
         raise typer.Exit(EXIT_FAILED_PROMPTS)
+
+
+def _finished_and_judged(folder: Any, case_ids: list[str], judges: list[Any], baseline: str | None) -> bool:
+    """Whether every prompt of the benchmark (all shards) has finished, and has a verdict (or a
+    recorded failure) from every judge."""
+    from gcr.bench.judging import read_judgements
+
+    finished = folder.records("results")
+    base = folder.records("baseline") if baseline == "best-of-n" else None
+    if not all(finished.get(i, {}).get("status") == "ok" for i in case_ids):
+        return False
+    if base is not None and not all(base.get(i, {}).get("status") == "ok" for i in case_ids):
+        return False
+    judged = read_judgements(folder)
+    return all((i, judge.identity) in judged for i in case_ids for judge in judges)
 
 
 def _failed(summary: dict[str, Any]) -> int:

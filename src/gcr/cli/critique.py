@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -53,7 +54,7 @@ def critique_command(
     """Judge IMAGE for --prompt with the critic and show scores, reasons and a refined request."""
     from gcr.critic.backends.base import SamplingParams
     from gcr.critic.loading import is_server_url, load_critic
-    from gcr.critic.scoring import RewardSpec
+    from gcr.critic.scoring import RewardSpec, normalized_reward
     from gcr.images import load_image
 
     if not prompt.strip():
@@ -82,7 +83,6 @@ def critique_command(
             task=resolved,
             sampling=SamplingParams(temperature=temperature, max_tokens=max_tokens),
             templates={(mode, resolved): template} if template is not None else None,
-            reward_spec=spec,
             timeout=timeout,
             max_retries=retries,
             **({"device": device, "dtype": dtype} if local else {}),
@@ -102,10 +102,12 @@ def critique_command(
     elif isinstance(result, PairwiseCritique):
         _show_pairwise(result, image, against, loaded.model_id)
     else:
-        _show_pointwise(result, image, loaded.model_id, loaded.reward)
+        _show_pointwise(result, image, loaded.model_id, lambda c: normalized_reward(c, spec))
 
 
-def _show_pointwise(critique: Critique, image: Path, model_id: str, reward) -> None:
+def _show_pointwise(
+    critique: Critique, image: Path, model_id: str, reward: Callable[[Critique], float]
+) -> None:
     from gcr.errors import RewardError
 
     table = Table(title=f"{image.name} · {critique.task.value} · {model_id}", show_lines=True)

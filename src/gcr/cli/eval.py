@@ -20,7 +20,6 @@ import typer
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -30,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gcr.cli.console import console, err_console, plain
+from gcr.cli.progress import progress_display
 
 if TYPE_CHECKING:
     from gcr.bench.eval import EvalDataset, EvalOutcome, EvalSettings
@@ -142,7 +142,9 @@ async def _run(
 ) -> EvalOutcome:
     from gcr.bench.eval import run_eval
 
-    progress = Progress(
+    progress = progress_display(
+        err_console,
+        "judging",
         TextColumn("[bold]judging"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -151,9 +153,7 @@ async def _run(
         TextColumn("ETA"),
         TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
-        console=err_console,
         disable=not show_progress,
-        transient=False,
     )
     task_id = progress.add_task("judging", total=None, status="")
     tally = {"ok": 0, "failed": 0, "previous": 0}

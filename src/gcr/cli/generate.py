@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from gcr.cli.console import console, err_console
+from gcr.cli.progress import progress_display
 from gcr.errors import ConfigError, InputError
 
 # Options that only some generators take, by the keyword each built-in expects.
@@ -132,13 +133,13 @@ def generate(
             gen.load()
 
     started = time.perf_counter()
-    with Progress(
+    with progress_display(
+        err_console,
+        "denoising",
         TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
     ) as bar:
         task_id = bar.add_task(f"{num_images} image(s)", total=None)
 

@@ -17,7 +17,7 @@ train_app = typer.Typer(
 )
 
 #: Modules under ``gcr.cli`` that add ``gcr train ...`` commands.
-TRAIN_MODULES: tuple[str, ...] = ("train_parrot", "train_rl")
+TRAIN_MODULES: tuple[str, ...] = ("train_parrot", "train_sft", "train_rl")
 
 for _name in TRAIN_MODULES:
     importlib.import_module(f"gcr.cli.{_name}").register(train_app)

@@ -24,7 +24,6 @@ from PIL import Image
 from gcr.critic.backends.base import ChatBackend, ChatRequest, SamplingParams, is_truncated
 from gcr.critic.parser import parse_critique, parse_pairwise
 from gcr.critic.schema import TASK_DIMENSIONS, Critique, PairwiseCritique, Task
-from gcr.critic.scoring import RewardSpec, normalized_reward
 from gcr.critic.templates import CritiqueTemplate, load_template, render_pairwise, render_pointwise
 from gcr.errors import ConfigError, CritiqueParseError
 from gcr.image_input import ImageInput
@@ -47,7 +46,11 @@ class Critic:
         templates: custom prompt templates keyed by ``(mode, task)``, e.g.
             ``{("pointwise", "t2i"): "my_prompt.md"}``; the built-ins fill the rest.
         max_reasks: how many times an unreadable answer is asked again (0 disables).
-        reward_spec: dimension subset and weights for :meth:`reward`.
+
+    A critic writes critiques; it does not score them. The reward of a critique is
+    :func:`gcr.critic.scoring.normalized_reward` under the reward spec of whoever scores
+    (a refine run's :class:`~gcr.agent.context.RefineContext`, a judge, an RL reward),
+    so one critic can serve runs that weigh the dimensions differently.
     """
 
     def __init__(
@@ -57,14 +60,12 @@ class Critic:
         sampling: SamplingParams | None = None,
         templates: Mapping[tuple[str, Task | str], TemplateSource] | None = None,
         max_reasks: int = 1,
-        reward_spec: RewardSpec | None = None,
     ) -> None:
         if max_reasks < 0:
             raise ConfigError(f"max_reasks must be 0 or more, got {max_reasks}")
         self.backend = backend
         self.sampling = sampling or SamplingParams()
         self.max_reasks = max_reasks
-        self.reward_spec = reward_spec
         self._templates: dict[tuple[str, Task], CritiqueTemplate] = {}
         for (mode, task), source in (templates or {}).items():
             key = (_check_mode(mode), Task.parse(task))
@@ -114,10 +115,6 @@ class Critic:
             payload["image_resize"] = self.backend.image_resize  # type: ignore[attr-defined]
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
-
-    def reward(self, critique: Critique) -> float:
-        """The normalized reward in [0, 1] of ``critique`` under this critic's reward spec."""
-        return normalized_reward(critique, self.reward_spec)
 
     # -- async API ---------------------------------------------------------------
     async def acritique(

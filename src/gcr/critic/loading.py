@@ -19,7 +19,6 @@ from gcr.critic.defaults import (
     default_critic_model,
 )
 from gcr.critic.schema import Task
-from gcr.critic.scoring import RewardSpec
 from gcr.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ def load_critic(
     sampling: SamplingParams | None = None,
     templates: Mapping[tuple[str, Task | str], TemplateSource] | None = None,
     max_reasks: int = 1,
-    reward_spec: RewardSpec | None = None,
     api_key_env: str = API_KEY_ENV,
     timeout: float = DEFAULT_TIMEOUT_S,
     max_retries: int = DEFAULT_MAX_RETRIES,
@@ -79,9 +77,7 @@ def load_critic(
         dtype=dtype,
         **local_opts,
     )
-    return Critic(
-        backend, sampling=sampling, templates=templates, max_reasks=max_reasks, reward_spec=reward_spec
-    )
+    return Critic(backend, sampling=sampling, templates=templates, max_reasks=max_reasks)
 
 
 def load_backend(

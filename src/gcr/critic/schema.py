@@ -8,14 +8,11 @@ Scores are floats on the 1-4 scale; ``None`` stands for N/A.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gcr.errors import InputError
-
-if TYPE_CHECKING:
-    from gcr.critic.scoring import RewardSpec
 
 
 class Task(StrEnum):
@@ -155,12 +152,6 @@ class Critique(BaseModel):
         """Dimensions of the task with no judgement (unreadable or not written; N/A is not missing)."""
         judged = {j.dimension for j in self.judgements}
         return tuple(d for d in TASK_DIMENSIONS[self.task] if d not in judged)
-
-    def reward(self, spec: RewardSpec | None = None) -> float:
-        """The normalized reward in [0, 1]; see :func:`gcr.critic.scoring.normalized_reward`."""
-        from gcr.critic.scoring import normalized_reward
-
-        return normalized_reward(self, spec)
 
     def to_json(self, **kwargs: object) -> str:
         return self.model_dump_json(**kwargs)  # type: ignore[arg-type]

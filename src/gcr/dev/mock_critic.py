@@ -2,7 +2,7 @@
 
 It lets anyone watch the whole Generate-Critique-Refine loop without a GPU: gcr's
 real HTTP critic client talks to it exactly as to vLLM, and its answers follow the
-RationalRewards critique layout (shared/DESIGN.md §3), so gcr's real parser reads
+RationalRewards critique layout (docs/critique-format.md), so gcr's real parser reads
 them. It does **not** look at images the way a model would. Its scores follow
 fixed, stated rules:
 
@@ -72,7 +72,7 @@ def render_critique(
     comment: str,
     refined: str,
 ) -> str:
-    """A pointwise critique in the RationalRewards layout (DESIGN.md §3) for ``task``'s dimensions.
+    """A pointwise critique in the RationalRewards layout (docs/critique-format.md) for ``task``'s dimensions.
 
     Scores are written with up to four decimals (``3.5``, ``2.75``), ``None`` as ``N/A``.
     """

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from gcr.critic.schema import Task
-from gcr.devices import half_precision_warning, resolve_device, resolve_dtype
+from gcr.devices import half_precision_warning, resolve_device_and_dtype
 from gcr.errors import GeneratorError, GeneratorOOMError, InputError
 from gcr.generators.base import GenerationRequest, GenerationResult, ProgressCallback
 from gcr.generators.loading import (
@@ -84,8 +84,7 @@ class DiffusersGenerator:
     ) -> None:
         self.source = resolve_source(model)
         self.preset: FamilyPreset = detect_family(self.source, family=family)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.device, self.dtype = resolve_device_and_dtype(device, dtype)
         warning = half_precision_warning(self.preset.name, self.dtype, self.device)
         if warning is not None and self.preset.fp16_breaks:
             logger.warning("%s", warning)

@@ -174,10 +174,11 @@ def load_pipeline(
 def keep_vae_fp32(pipe: Any, compute_dtype: torch.dtype) -> None:
     """Run the VAE in fp32 inside a lower-precision pipeline.
 
-    Some families (FLUX Kontext, DESIGN §4) decode visibly better with an fp32 VAE,
-    but their pipelines feed it tensors in the pipeline dtype. Hooks cast what
-    enters the VAE's encoder and decoder to fp32 and what leaves the encoder back
-    to ``compute_dtype``, so the rest of the pipeline sees the dtype it expects.
+    Some families (FLUX Kontext, as upstream runs it: docs/generators.md) decode
+    visibly better with an fp32 VAE, but their pipelines feed it tensors in the
+    pipeline dtype. Hooks cast what enters the VAE's encoder and decoder to fp32
+    and what leaves the encoder back to ``compute_dtype``, so the rest of the
+    pipeline sees the dtype it expects.
     """
     vae = getattr(pipe, "vae", None)
     if vae is None:

@@ -69,8 +69,8 @@ class FamilyPreset:
         return max(self.min_multiple, vae_scale * patch)
 
 
-# Sources for the numbers below: shared/DESIGN.md §4 for the two edit families the
-# RationalRewards release ran (40 steps, longest edge ≤ 1024 in multiples of 16,
+# Sources for the numbers below: docs/generators.md ("Upstream settings") for the two
+# edit families the RationalRewards release ran (40 steps, longest edge ≤ 1024 in multiples of 16,
 # Qwen-Image-Edit with true CFG 4.0, FLUX Kontext in bf16 with an fp32 VAE); for
 # the others, the recommendations on each model's card or the diffusers defaults.
 PRESETS: dict[str, FamilyPreset] = {
@@ -78,7 +78,7 @@ PRESETS: dict[str, FamilyPreset] = {
     for p in (
         FamilyPreset(
             # Edit variant of FLUX.1. 40 steps and the fp32 VAE follow the upstream runs
-            # (DESIGN §4); guidance 2.5 is Black Forest Labs' default for Kontext [dev].
+            # (docs/generators.md); guidance 2.5 is Black Forest Labs' default for Kontext [dev].
             # Latents are packed 2×2, so sides are multiples of 2 × the VAE factor (16).
             name="flux-kontext",
             fp16_breaks=True,
@@ -133,7 +133,7 @@ PRESETS: dict[str, FamilyPreset] = {
         FamilyPreset(
             # Qwen-Image-Edit-2509 ("Plus") takes 1-3 source images; its model card runs
             # true CFG 4.0 with a blank negative prompt and guidance_scale 1.0; 40 steps as
-            # upstream (DESIGN §4). Packed latents: multiples of 16.
+            # upstream (docs/generators.md). Packed latents: multiples of 16.
             name="qwen-image-edit-plus",
             fp16_breaks=True,
             description="Qwen-Image-Edit-2509 (Plus), multi-image editing with true CFG",
@@ -151,7 +151,7 @@ PRESETS: dict[str, FamilyPreset] = {
         ),
         FamilyPreset(
             # True (two-pass) CFG 4.0 with a blank negative prompt, 40 steps: the upstream
-            # RationalRewards setting (DESIGN §4), matching the model card's CFG.
+            # RationalRewards setting (docs/generators.md), matching the model card's CFG.
             name="qwen-image-edit",
             fp16_breaks=True,
             description="Qwen-Image-Edit, image editing with true CFG",

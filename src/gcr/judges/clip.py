@@ -14,7 +14,8 @@ Both judge a text-to-image result against the prompt; an edit instruction
 ("make it blue") is not a caption, so edits are refused with an error rather
 than scored meaninglessly. CLIP reads at most 77 tokens: longer prompts are cut
 there (logged). Models load with ``CLIPModel.from_pretrained`` on the device and
-dtype given, and run in a worker thread, one call at a time per judge.
+dtype given (default cpu and float32; the names of :mod:`gcr.devices`, ``auto``
+included), and run in a worker thread, one call at a time per judge.
 
 Specs: ``clip:[CHECKPOINT][,device=cuda][,dtype=float16]`` and
 ``pickscore:[CHECKPOINT][,processor=PROCESSOR_ID][,device=...][,dtype=...]``.
@@ -43,7 +44,6 @@ DEFAULT_PICKSCORE = "yuvalkirstain/PickScore_v1"
 DEFAULT_PICKSCORE_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 #: CLIPScore's weight w (Hessel et al., 2021).
 CLIPSCORE_WEIGHT = 2.5
-_DTYPES = ("float32", "float16", "bfloat16")
 
 
 class CLIPJudge:
@@ -133,16 +133,22 @@ def _load(flavour: str, where: str, options: dict[str, Any], *, default_processo
     kind = "clip" if flavour == "clipscore" else "pickscore"
     opts = Options(f"{kind}:{where}", options)
     processor_id = opts.str("processor", default_processor) or where
-    device = opts.str("device", "cpu") or "cpu"
-    dtype = opts.str("dtype", "float32") or "float32"
+    device_name = opts.str("device", "cpu") or "cpu"
+    dtype_name = opts.str("dtype", "float32") or "float32"
     opts.done()
-    if dtype not in _DTYPES:
-        raise ConfigError(f"judge {kind}:{where}: dtype must be one of {', '.join(_DTYPES)}, not {dtype!r}")
-    import torch
     from transformers import AutoProcessor, CLIPModel
 
+    from gcr.devices import resolve_device, resolve_dtype
+
+    try:  # the device and dtype names every local model in gcr takes (gcr.devices)
+        resolved = resolve_device(device_name)
+        torch_dtype = resolve_dtype(dtype_name, resolved)
+    except ConfigError as exc:
+        raise ConfigError(f"judge {kind}:{where}: {exc}") from None
+    device = str(resolved)
+    dtype = str(torch_dtype).removeprefix("torch.")  # one spelling in the identity: bf16 -> bfloat16
     try:
-        model = CLIPModel.from_pretrained(where, dtype=getattr(torch, dtype))
+        model = CLIPModel.from_pretrained(where, dtype=torch_dtype)
         processor = AutoProcessor.from_pretrained(processor_id)
     except (OSError, ValueError) as exc:
         raise JudgeUnavailableError(

@@ -43,13 +43,18 @@ class CriticJudge:
 
     def __init__(self, critic: Critic, *, reward_spec: RewardSpec | None = None, where: str = "") -> None:
         self.critic = critic
-        self.reward_spec = reward_spec if reward_spec is not None else critic.reward_spec
+        self.reward_spec = reward_spec
         s = critic.sampling
         templates = hashlib.sha256(
             "".join(critic.template_digest(m, t) for m in ("pointwise",) for t in Task).encode()
         ).hexdigest()[:12]
-        selected = None if self.reward_spec is None else self.reward_spec.dimensions
-        dims = "all" if selected is None else ",".join(d.value for d in selected)
+        spec = self.reward_spec
+        if spec is not None and spec.weights is not None:
+            dims = str(spec)  # weights change the score, so cached verdicts must key on them too
+        elif spec is None or spec.dimensions is None:
+            dims = "all"
+        else:
+            dims = ",".join(d.value for d in spec.dimensions)
         self.identity = (
             f"critic:{critic.model_id}@{where or 'local'};templates={templates};"
             f"temperature={s.temperature:g};max_tokens={s.max_tokens};top_p={s.top_p};dimensions={dims};"
@@ -119,7 +124,6 @@ def critic_judge(target: str, **options: Any) -> CriticJudge:
             task=task,
             sampling=SamplingParams(temperature=temperature, max_tokens=max_tokens),
             templates=templates,
-            reward_spec=reward_spec,
             **kwargs,
         )
     except CriticUnavailableError as exc:

@@ -42,6 +42,7 @@ from pydantic import BaseModel, Field
 from gcr.agent.context import RefineContext
 from gcr.agent.outcome import RefineResult, new_run_folder, refine_once, resume_once, runs_root
 from gcr.critic.schema import Critique, PairwiseCritique, Task
+from gcr.critic.scoring import normalized_reward
 from gcr.errors import GCRError, RewardError
 from gcr.generators.base import GenerationRequest
 from gcr.serve.inputs import image_path, read_image
@@ -210,9 +211,8 @@ class GcrTools:
             else:
                 critique = await critic.acritique(prompt, candidate, sources=sources, task=resolved)
                 result = CritiqueResult(mode="pointwise", critic=critic.model_id, critique=critique)
-                try:
-                    score = getattr(critic, "reward", None)
-                    result.reward = score(critique) if score is not None else critique.reward()
+                try:  # every dimension, equal weights: the reward refine_image runs score with
+                    result.reward = normalized_reward(critique)
                 except RewardError as exc:
                     result.reward_error = str(exc)
         data = result.model_dump(mode="json")

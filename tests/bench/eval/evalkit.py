@@ -2,7 +2,7 @@
 
 Every case has a canonical human label and scripted critic scores, so the
 expected accuracy is known exactly. Datasets are written in each benchmark's
-field layout (shared/DESIGN.md §3) and each storage form (Parquet with
+field layout (docs/eval.md) and each storage form (Parquet with
 embedded image records, ``save_to_disk`` folders, JSON Lines with image paths
 or base64), with real PNG images: candidate A red, candidate B blue, sources
 green (the scripted critics tell the candidates apart by colour).

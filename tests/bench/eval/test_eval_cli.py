@@ -73,6 +73,10 @@ def test_table_shows_our_figure_beside_the_published_one(server: StubCriticServe
     assert "rr-stub (pairwise, ours)" in text
     failures = r"failed \(not in accuracy\)\s+2 \(CriticUnavailableError: 1, CritiqueParseError: 1\)"
     assert re.search(failures, text)
+    # Progress, not a terminal here: plain lines ending at the whole count, no bar glyphs.
+    progress = [line for line in result.stderr.splitlines() if line.startswith("judging: ")]
+    assert progress and re.match(r"judging: (\d+)/\1 \(100%\) \S+ ok", progress[-1]), result.stderr
+    assert "━" not in result.stderr
     assert re.search(r"unknown labels \(skipped\)\s+1", text)
     assert "rerun the same command to retry the failed pairs" in text
     assert "cat-x" in text and "cat-y" in text

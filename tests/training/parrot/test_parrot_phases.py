@@ -21,7 +21,7 @@ from gcr.training.parrot.filter import (
     parse_predictor_answer,
 )
 from gcr.training.parrot.jobs import ResultLog, run_jobs
-from gcr.training.parrot.project import load_pointwise, project_rationales
+from gcr.training.parrot.pointwise_projection import load_pointwise, project_rationales
 from stubs.teacher_server import FakeBackend, pairwise_answer, pointwise_answer, predictor_answer, user_text
 
 T2I_A = [(3.5, 2.0), (3.0, 3.0), (None, None)]  # A wins

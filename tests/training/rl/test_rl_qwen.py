@@ -189,7 +189,12 @@ def test_qwen_image_edit_trains_and_its_lora_loads(
     trainer = DiffusionNFTTrainer(cfg, pipeline=pipe, train_prompts=records)
     assert trainer.family.name == "qwen-image-edit" and trainer.learning_rate == 5e-2
     result = trainer.train()
-    assert result.global_step == 1 and np.isfinite(result.history[0]["loss"])
+    (metrics,) = result.history
+    assert result.global_step == 1 and metrics["samples/trained"] == 8 and metrics["grad_norm"] > 0
+    # One optimizer step, after the loss was taken: the policy was the reference, so no KL term.
+    assert metrics["loss/kl"] == 0.0 and metrics["loss"] == pytest.approx(
+        cfg.policy_loss_scale * metrics["loss/policy"]
+    )
 
     source = Image.open(paths[0]).convert("RGB").resize((32, 32))
 

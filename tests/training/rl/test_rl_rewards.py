@@ -103,8 +103,6 @@ def test_critic_reward_scores_dimensions_and_masks_failures() -> None:
 
 
 def test_critic_dimension_weights_from_config() -> None:
-    from gcr.critic.scoring import RewardSpec
-
     made: dict = {}
 
     def loader(spec, **kwargs):
@@ -120,7 +118,7 @@ def test_critic_dimension_weights_from_config() -> None:
     )
     weighted = build_reward(config, critic_loader=loader)
     assert made["spec"] == "http://127.0.0.1:9/v1" and made["model"] == "rr" and made["max_concurrency"] == 4
-    assert isinstance(made["reward_spec"], RewardSpec)
+    assert "reward_spec" not in made  # the spec is set once, on the reward below, not on the critic
     combined = CombinedReward([weighted])
     batch = combined(*_args(_images(255)))  # faithfulness 4.0, quality 2.5
     assert batch.total[0] == pytest.approx(((3 * 4.0 + 1 * 2.5) / 4 - 1) / 3)

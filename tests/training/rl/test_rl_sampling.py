@@ -10,13 +10,13 @@ import torch
 from PIL import Image
 
 from gcr.errors import ConfigError
+from gcr.generators.presets import pipeline_class_name
 from gcr.training.rl.families import (
     FAMILIES,
     Conditioning,
     FluxFamily,
     FluxKontextFamily,
     family_for_class,
-    pipeline_class_name,
 )
 from gcr.training.rl.sampling import denoise, sample_groups, seeded_generator
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import torch
 from rl_testkit import FakeCritic, records, tiny_config
 
 from gcr.training.rl.adapters import OLD, TRAINED, adapter_pairs, old_adapter_decay
+from gcr.training.rl.advantages import nft_weight
 from gcr.training.rl.rewards import CombinedReward, CriticReward, WeightedReward, brightness
 from gcr.training.rl.trainer import DiffusionNFTTrainer
 
@@ -30,7 +30,14 @@ def test_one_epoch_changes_only_the_lora_and_moves_the_old_adapter(flux_dir: Pat
     lora_before, base_before = _lora_and_base(trainer.transformer)
     optimized = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
     assert optimized == {id(new) for new, _ in adapter_pairs(trainer.transformer)}
+    seen: dict[str, Any] = {}
+    train_on = trainer.updater.train_on
 
+    def spy(rollout, cond, adv, epoch):
+        seen.update(groups=rollout.prompt_index.numpy(), adv=adv)
+        return train_on(rollout, cond, adv, epoch)
+
+    trainer.updater.train_on = spy  # type: ignore[method-assign]
     metrics = trainer.run_epoch(0)
 
     # Before the epoch's one optimizer step the trained adapter is zero: the policy is the reference, no KL.
@@ -41,6 +48,16 @@ def test_one_epoch_changes_only_the_lora_and_moves_the_old_adapter(flux_dir: Pat
     assert metrics["reward/mean"] == pytest.approx(metrics["reward/brightness"])
     assert 0.0 < metrics["reward/mean"] < 1.0 and metrics["reward/failed_samples"] == 0
     assert metrics["reward/std"] > 0 and metrics["advantage/abs_mean"] > 0
+    # The advantages trained on are the rewards centred per prompt group, scaled by the epoch's std.
+    groups, adv = seen["groups"], seen["adv"]
+    assert sorted(np.bincount(groups)) == [4, 4] and adv.mask.all()
+    for g in (0, 1):
+        assert adv.advantages[groups == g].mean() == pytest.approx(0.0, abs=1e-9)
+    rewards = adv.advantages * (adv.global_std + cfg.advantage_eps) + adv.group_mean[groups]
+    assert rewards.mean() == pytest.approx(metrics["reward/mean"])
+    assert rewards.std() == pytest.approx(adv.global_std) and adv.global_std == metrics["reward/std"]
+    np.testing.assert_allclose(adv.nft_weight, nft_weight(adv.advantages, cfg.adv_clip_max))
+    assert metrics["advantage/abs_mean"] == pytest.approx(np.abs(adv.advantages).mean())
     assert metrics["grad_norm"] > 0 and metrics["samples/trained"] == 8 and metrics["samples/total"] == 8
     assert trainer.state.global_step == 1
     lora_after, base_after = _lora_and_base(trainer.transformer)
@@ -75,7 +92,11 @@ def test_critic_failures_are_excluded_and_counted(flux_dir: Path, tmp_path: Path
     assert metrics["reward/critic/failures"] == 2
     assert metrics["failures/critic/CritiqueParseError"] == 2
     assert metrics["samples/trained"] == 6
-    assert math.isfinite(metrics["reward/critic/text_faithfulness"])
+    # The mean over the six scored samples: the fake's faithfulness follows brightness, quality is 2.5,
+    # text rendering N/A; the reward is the normalized mean of the two scored dimensions.
+    faithfulness = metrics["reward/critic/text_faithfulness"]
+    assert 1.0 < faithfulness < 4.0 and metrics["reward/critic/physical_quality"] == 2.5
+    assert metrics["reward/mean"] == pytest.approx(((faithfulness + 2.5) / 2 - 1) / 3)
     adv = seen["adv"]
     assert adv.failed_samples == 2
     np.testing.assert_array_equal(adv.mask, [True, False, True, True, True, True, False, True])
@@ -175,6 +196,13 @@ def test_run_writes_checkpoints_lora_and_tensorboard_logs(trained_run: Any) -> N
     _, result, out = trained_run
     assert (result.epochs, result.global_step) == (2, 2)
     assert [len(result.history), len(result.evaluations)] == [2, 3]  # evals at epochs 0, 1 and the end
+    # Epoch 0 trains from the reference (zero adapter: no KL); epoch 1 starts from the moved adapter.
+    first, second = result.history
+    assert first["loss/kl"] == 0.0 and second["loss/kl"] > 0.0
+    assert second["loss"] != first["loss"] and all(h["grad_norm"] > 0 for h in result.history)
+    # The evaluations see the policy change: same prompts and noise, other images, other rewards.
+    evals = [e["eval/reward/mean"] for e in result.evaluations]
+    assert evals[0] != evals[1] and evals[1] != evals[2] and all(0.0 < e < 1.0 for e in evals)
     assert result.lora_dir == out / "lora"
     assert (out / "lora" / "pytorch_lora_weights.safetensors").is_file()
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]  # limit 1 pruned checkpoint-1
@@ -276,7 +304,11 @@ def test_kontext_trains_on_edits_and_checks_prompt_kinds(kontext_dir: Path, tmp_
     trainer = DiffusionNFTTrainer(cfg, reward=reward, train_prompts=edits, eval_prompts=edits)
     assert trainer.family.name == "flux-kontext" and trainer.family.guidance_scale == 2.5
     result = trainer.train()
-    assert result.global_step == 1 and math.isfinite(result.history[0]["loss"])
+    (metrics,) = result.history
+    assert result.global_step == 1 and metrics["samples/trained"] == 8 and metrics["grad_norm"] > 0
+    assert metrics["loss/kl"] == 0.0 and metrics["loss"] == pytest.approx(
+        cfg.policy_loss_scale * metrics["loss/policy"]
+    )
     assert set(seen) == {(1, (16, 16))}  # every sample is judged with its source, fitted to 16 px
 
     from diffusers import FluxKontextPipeline

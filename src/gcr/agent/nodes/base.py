@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,11 @@ class NodeDeps:
         recorded. The settings win so a run folder moved between a stop and a resume is used where
         it is; paths in the state are relative to it."""
         return RunFolder(settings.run_dir or recorded)
+
+    async def afolder(self, settings: RefineContext, recorded: str) -> RunFolder:
+        """:meth:`folder` from an async node: resolving the path touches the file system, which
+        stays off the event loop (LangGraph's dev server refuses blocking calls there)."""
+        return await asyncio.to_thread(self.folder, settings, recorded)
 
     def policy(self, settings: RefineContext) -> StoppingPolicy:
         if self.stopping is not None:

@@ -22,7 +22,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from PIL import Image
 
-from gcr.agent.cache import critique_key
+from gcr.agent.cache import ArtifactCache, critique_key
 from gcr.agent.context import RefineContext
 from gcr.agent.events import event
 from gcr.agent.image_writer import active_writer
@@ -40,7 +40,7 @@ CritiqueNode = Callable[[CritiqueTask, Runtime[RefineContext]], Awaitable[dict[s
 def make_critique(deps: NodeDeps) -> CritiqueNode:
     async def critique(task: CritiqueTask, runtime: Runtime[RefineContext]) -> dict[str, Any]:
         settings = deps.settings(runtime)
-        folder = deps.folder(settings, task["run_dir"])
+        folder = await deps.afolder(settings, task["run_dir"])
         json_path, text_path = folder.critique_paths(task["round"], task["index"])
         kind = deps.task
         key = critique_key(
@@ -50,7 +50,9 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
             image_digest=task["image_digest"],
             source_digests=task["source_digests"],
         )
-        result: Critique | None = deps.cache.get_critique(key) if deps.cache is not None else None
+        result: Critique | None = None
+        if deps.cache is not None:
+            result = await asyncio.to_thread(deps.cache.get_critique, key)
         cached, seconds = result is not None, 0.0
         if result is None:
             # The images generate kept (pixels and PNG bytes), else the files; anything that
@@ -62,16 +64,13 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
             except CritiqueParseError as exc:
                 seconds = time.perf_counter() - started
                 raw = getattr(exc, "raw_text", "")
-                if raw:
-                    folder.write_text(text_path, raw)
-                return _skip(
-                    deps, runtime, task, str(exc), seconds, folder.relative(text_path) if raw else None
-                )
+                kept = await asyncio.to_thread(_keep_raw_answer, folder, text_path, raw) if raw else None
+                return _skip(deps, runtime, task, str(exc), seconds, kept)
             seconds = time.perf_counter() - started
-            if deps.cache is not None:
-                deps.cache.put_critique(key, result)
-        folder.write_text(json_path, result.model_dump_json(indent=2))
-        folder.write_text(text_path, result.raw_text)
+        cache = deps.cache if not cached else None
+        json_rel, text_rel = await asyncio.to_thread(
+            _save_critique, folder, json_path, text_path, result, cache, key
+        )
         try:
             reward = normalized_reward(result, deps.reward_spec(settings))
         except RewardError as exc:
@@ -81,8 +80,8 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
                 task,
                 str(exc),
                 seconds,
-                folder.relative(text_path),
-                json_path=folder.relative(json_path),
+                text_rel,
+                json_path=json_rel,
             )
         record = _record(task, seconds, cached)
         record.update(
@@ -91,8 +90,8 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
             scores=result.scores,
             critique_summary=result.summary,
             refined_request=result.refined_request,
-            critique_json=folder.relative(json_path),
-            critique_text=folder.relative(text_path),
+            critique_json=json_rel,
+            critique_text=text_rel,
         )
         deps.emit(
             runtime,
@@ -109,6 +108,28 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
         return {"candidates": [record]}
 
     return critique
+
+
+def _keep_raw_answer(folder: RunFolder, text_path: Path, raw: str) -> str:
+    """Keep an unreadable answer next to where its critique would be; return its recorded path."""
+    folder.write_text(text_path, raw)
+    return folder.relative(text_path)
+
+
+def _save_critique(
+    folder: RunFolder,
+    json_path: Path,
+    text_path: Path,
+    result: Critique,
+    cache: ArtifactCache | None,
+    key: str,
+) -> tuple[str, str]:
+    """Store a critique (in ``cache`` too when given); return the recorded paths of its two files."""
+    if cache is not None:
+        cache.put_critique(key, result)
+    folder.write_text(json_path, result.model_dump_json(indent=2))
+    folder.write_text(text_path, result.raw_text)
+    return folder.relative(json_path), folder.relative(text_path)
 
 
 def _images_for_critic(

@@ -6,6 +6,7 @@ by the critic's reward is kept only if the judge agrees closely enough.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,7 +27,7 @@ DecideNode = Callable[[RefineState, Runtime[RefineContext]], Awaitable[dict[str,
 def make_decide(deps: NodeDeps) -> DecideNode:
     async def decide(state: RefineState, runtime: Runtime[RefineContext]) -> dict[str, Any]:
         settings = deps.settings(runtime)
-        folder = deps.folder(settings, state["run_dir"])
+        folder = await deps.afolder(settings, state["run_dir"])
         index = state["round"]
         candidates = list(state.get("candidates") or [])
         members = [c for c in candidates if c["round"] == index]
@@ -51,12 +52,15 @@ def make_decide(deps: NodeDeps) -> DecideNode:
                     "without one: pass veto=load_judge(...) to build_graph"
                 )
             # The state's image paths are relative to the run folder; the judge reads the files.
-            sources = [str(folder.resolve(p)) for p in state.get("source_images") or []]
+            recorded = [*(state.get("source_images") or []), previous["image"], round_best["image"]]
+            *sources, before, after = await asyncio.to_thread(
+                lambda: [str(folder.resolve(p)) for p in recorded]
+            )
             veto = await deps.veto.check(
                 state["prompt"],
                 sources,
-                {**previous, "image": str(folder.resolve(previous["image"]))},
-                {**round_best, "image": str(folder.resolve(round_best["image"]))},
+                {**previous, "image": before},
+                {**round_best, "image": after},
                 settings.veto_drop,
             )
             new_best = veto["status"] != "vetoed"
@@ -97,7 +101,7 @@ def make_decide(deps: NodeDeps) -> DecideNode:
             for r in rounds
         ]
         decision = deps.policy(settings).decide(history)
-        folder.write_trajectory(rounds, candidates)
+        await asyncio.to_thread(folder.write_trajectory, rounds, candidates)
         deps.emit(
             runtime,
             event(

@@ -42,7 +42,7 @@ GenerateNode = Callable[[CandidateTask, Runtime[RefineContext]], Awaitable[Comma
 def make_generate(deps: NodeDeps) -> GenerateNode:
     async def generate(task: CandidateTask, runtime: Runtime[RefineContext]) -> Command[Any]:
         settings = deps.settings(runtime)
-        folder = deps.folder(settings, task["run_dir"])
+        folder = await deps.afolder(settings, task["run_dir"])
         target = folder.image_path(task["round"], task["index"])
         sidecar = target.with_suffix(".generation.json")
         params = settings.generation_params()
@@ -54,7 +54,7 @@ def make_generate(deps: NodeDeps) -> GenerateNode:
             source_digests=task["source_digests"],
         )
         digest, seconds, cached = await _produce(deps, task, folder, params, key, target, sidecar)
-        folder.write_text(sidecar, json.dumps({"key": key, "image_digest": digest, "seed": task["seed"]}))
+        image = await asyncio.to_thread(_note_generation, folder, target, sidecar, key, digest, task["seed"])
         deps.emit(
             runtime,
             event(
@@ -69,7 +69,7 @@ def make_generate(deps: NodeDeps) -> GenerateNode:
         )
         payload = CritiqueTask(
             **task,
-            image=folder.relative(target),
+            image=image,
             image_digest=digest,
             generate_s=seconds,
             cached_generation=cached,
@@ -97,6 +97,12 @@ async def _produce(
     result, seconds = await loop.run_in_executor(deps.generator_executor, _call_generator, deps, request)
     digest = await asyncio.to_thread(_store, deps, task, key, target, result, seconds)
     return digest, seconds, False
+
+
+def _note_generation(folder: RunFolder, target: Path, sidecar: Path, key: str, digest: str, seed: int) -> str:
+    """Write the sidecar that lets a resume recognise the image; return the image's recorded path."""
+    folder.write_text(sidecar, json.dumps({"key": key, "image_digest": digest, "seed": seed}))
+    return folder.relative(target)
 
 
 def _find(deps: NodeDeps, key: str, target: Path, sidecar: Path) -> str | None:

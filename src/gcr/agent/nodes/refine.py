@@ -9,6 +9,7 @@ decision is left to ``review``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,8 +36,9 @@ def make_refine(deps: NodeDeps) -> RefineNode:
         last = rounds[-1]
         candidates = list(state.get("candidates") or [])
         best = next(c for c in candidates if c["round"] == last["round"] and c["index"] == last["best_index"])
-        folder = deps.folder(settings, state["run_dir"])
-        critique = Critique.from_json(folder.resolve(best["critique_json"]).read_text("utf-8"))  # type: ignore[arg-type]
+        folder = await deps.afolder(settings, state["run_dir"])
+        path = await asyncio.to_thread(folder.resolve, best["critique_json"])  # type: ignore[arg-type]
+        critique = Critique.from_json(await asyncio.to_thread(path.read_text, "utf-8"))
         tried = [r["prompt"] for r in rounds]
         started = time.perf_counter()
         proposal = await deps.refiner.propose(
@@ -71,7 +73,7 @@ def make_refine(deps: NodeDeps) -> RefineNode:
             refine_s=seconds,
         )
         rounds[-1] = {**last, "refinement": refinement}
-        folder.write_trajectory(rounds, candidates)
+        await asyncio.to_thread(folder.write_trajectory, rounds, candidates)
         deps.emit(
             runtime,
             event(

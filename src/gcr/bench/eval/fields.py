@@ -23,7 +23,7 @@ Sources (public layouts, checked against the projects' own code):
   4-candidate subsets over the letters of ``comparison_type``, e.g. ``"AvsC"``
   with ``"C>A"``: ``candidate_1`` is the first letter). A repackaged evaluation
   file may carry no ranking, only ``instruction_following_1/2`` and
-  ``visual_quality_1/2``; their per-candidate sums decide then (shared/DESIGN.md §8).
+  ``visual_quality_1/2``; their per-candidate sums decide then (docs/eval.md).
 """
 
 from __future__ import annotations

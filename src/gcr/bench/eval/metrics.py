@@ -1,6 +1,6 @@
 """Pairwise preference accuracy, its confidence interval and its breakdowns.
 
-Rules (shared/DESIGN.md §3, as upstream evaluates):
+Rules (docs/eval.md, as upstream evaluates):
 
 * A prediction is ``"A"``, ``"B"`` or ``"tie"``, made from the sum of the
   dimension scores of each candidate (N/A counted as 2.5 on both sides); it is

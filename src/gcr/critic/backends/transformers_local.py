@@ -24,7 +24,7 @@ from PIL import Image
 from gcr.critic.backends.base import ChatRequest, Completion, SamplingParams
 from gcr.critic.backends.microbatch import MicroBatcher
 from gcr.critic.defaults import DEFAULT_MAX_PIXELS
-from gcr.devices import resolve_device, resolve_dtype
+from gcr.devices import resolve_device_and_dtype
 from gcr.errors import ConfigError, CriticError, CriticLoadError, InputError
 from gcr.image_input import ImageInput, as_pil
 from gcr.images import fit_pixel_budget
@@ -35,14 +35,6 @@ DEFAULT_MAX_BATCH_SIZE = 8
 DEFAULT_MAX_WAIT_S = 0.02
 #: Temperatures at or below this decode greedily.
 GREEDY_TEMPERATURE = 1e-5
-
-def resolve_device_and_dtype(
-    device: str | torch.device | None = None, dtype: str | torch.dtype | None = None
-) -> tuple[torch.device, torch.dtype]:
-    """The device and dtype a local model runs in, by the one rule of :mod:`gcr.devices`."""
-    dev = resolve_device(device)
-    return dev, resolve_dtype(dtype, dev)
-
 
 def _is_local_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or Path(name).expanduser().exists() or name.count("/") > 1
@@ -69,7 +61,7 @@ class TransformersBackend:
         model: Hugging Face Hub id or local folder of an image-text-to-text model.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; None picks the best available.
         dtype: ``bfloat16``, ``float16``, ``float32`` (or a torch dtype); None picks the
-            device's usual one (see :func:`resolve_device_and_dtype`).
+            device's usual one (:func:`gcr.devices.resolve_device_and_dtype`).
         device_map: passed to ``from_pretrained`` to spread a large model over several
             GPUs (e.g. ``"auto"``); ``device`` is then only used to resolve the dtype.
         max_pixels: images are downscaled to at most this many pixels before the processor.

@@ -1,4 +1,4 @@
-"""PARROT: make a reasoning critic from plain preference pairs (shared/DESIGN.md §5).
+"""PARROT: make a reasoning critic from plain preference pairs (docs/training.md).
 
 Preference data in one normalized format (:mod:`.data`, importers in
 :mod:`.importers`), then the phases: anchored generation (:mod:`.anchor`),

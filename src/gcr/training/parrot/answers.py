@@ -2,7 +2,7 @@
 
 The SFT targets are rendered from the *parsed* teacher critiques rather than
 copied from the teacher's raw text, so every training answer has exactly the
-headers, order and score format of shared/DESIGN.md §3, whatever small liberties
+headers, order and score format of docs/critique-format.md, whatever small liberties
 the teacher took (bold headers, a preamble, a ``<think>`` block). Both layouts
 parse back with :func:`gcr.critic.parser.parse_critique` /
 :func:`~gcr.critic.parser.parse_pairwise` to the same scores.
@@ -57,7 +57,7 @@ def format_pairwise(critique: PairwiseCritique) -> str:
 
 
 def format_pointwise(critique: Critique) -> str:
-    """The pointwise answer, refinement included (shared/DESIGN.md §3)."""
+    """The pointwise answer, refinement included (docs/critique-format.md)."""
     lines = ["# User Request Analysis", _block(critique.request_analysis), "# Detailed Judgement"]
     by_dim = {j.dimension: j for j in critique.judgements}
     number = 0

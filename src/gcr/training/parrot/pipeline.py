@@ -26,7 +26,7 @@ from gcr.training.parrot.anchor import anchor_preferences, load_anchored
 from gcr.training.parrot.dataset import DatasetSettings, build_sft_dataset
 from gcr.training.parrot.filter import CHECKS, FilterSettings, filter_rationales, load_kept
 from gcr.training.parrot.jobs import Progress
-from gcr.training.parrot.project import load_pointwise, project_rationales
+from gcr.training.parrot.pointwise_projection import load_pointwise, project_rationales
 from gcr.training.parrot.workspace import ParrotWorkspace
 from gcr.training.sft.config import config_from_mapping, read_yaml, setting
 

@@ -1,4 +1,4 @@
-"""Diffusion RL with per-dimension critic rewards (DiffusionNFT), shared/DESIGN.md §6.
+"""Diffusion RL with per-dimension critic rewards (DiffusionNFT), docs/training.md.
 
 ::
 

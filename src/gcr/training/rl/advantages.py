@@ -9,12 +9,12 @@ A sample is trained on only if it was scored and its group
 
 * has at least ``min_valid`` scored samples (fewer give no relative signal), and
 * is not saturated: group std < ``safeguard_std`` AND group mean > ``safeguard_mean``
-  (shared/DESIGN.md §6). Saturated prompts are also reported so the trainer can
+  (docs/training.md). Saturated prompts are also reported so the trainer can
   drop them from later sampling.
 
 Upstream's code differs in one detail: with prompt banning on, its loss mask
 keeps a group only if the epoch's std exceeds the threshold and the group mean is
-below the mean threshold (either condition masks). We follow DESIGN.md: both
+below the mean threshold (either condition masks). We follow docs/training.md: both
 conditions together define saturation, for masking and for dropping alike.
 
 Failed samples (NaN reward) are left out of every statistic and masked.

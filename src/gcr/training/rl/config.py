@@ -99,7 +99,7 @@ _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 @dataclass
 class RLConfig:
-    """Settings of a DiffusionNFT run (shared/DESIGN.md §6)."""
+    """Settings of a DiffusionNFT run (docs/training.md)."""
 
     # -- model -----------------------------------------------------------------
     pretrained_model: str = field(
@@ -223,7 +223,7 @@ class RLConfig:
     policy_loss_scale: float = field(
         default=1.0,
         metadata=_help(
-            "Constant factor on the NFT term. shared/DESIGN.md §6 has none (1.0); "
+            "Constant factor on the NFT term. The objective in docs/training.md has none (1.0); "
             "upstream's code multiplies by adv_clip_max (5.0)."
         ),
     )

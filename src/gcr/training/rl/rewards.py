@@ -419,9 +419,8 @@ def build_reward(config: RewardConfig, *, critic_loader: Callable[..., Any] | No
         spec = RewardSpec(dimensions=tuple(config.dimensions), weights=dict(config.dimensions))
     if critic_loader is None:
         from gcr.critic.loading import load_critic as critic_loader
-    critic = critic_loader(
-        config.critic, model=config.critic_model, reward_spec=spec, max_concurrency=config.max_concurrency
-    )
+    # The spec goes to the reward alone: the critic writes critiques, the reward scores them.
+    critic = critic_loader(config.critic, model=config.critic_model, max_concurrency=config.max_concurrency)
     reward = CriticReward(critic, spec=spec, max_concurrency=config.max_concurrency, task=config.task)
     return WeightedReward(config.name, config.weight, reward)
 

@@ -1,7 +1,8 @@
 """Devices, precision, trackers and model loading for an RL run.
 
 ``auto`` settings resolve to bf16 weights and bf16 autocast on CUDA devices that
-support it and to float32 elsewhere (CPU runs, tests). Trackers resolve to what
+support it and to float32 elsewhere (CPU runs, tests): the training rule of
+:func:`gcr.devices.training_dtype`. Trackers resolve to what
 is installed: TensorBoard when ``tensorboard`` imports, W&B when ``wandb``
 imports and is configured (``WANDB_API_KEY`` or ``WANDB_MODE`` set), so a run
 never stops to ask for a login.
@@ -18,17 +19,13 @@ from typing import Any
 
 import torch
 
+from gcr.devices import cuda_bf16_supported, parse_dtype, training_dtype
 from gcr.errors import ConfigError, GeneratorLoadError
+from gcr.generators.presets import pipeline_class_name
 from gcr.training.rl.config import RLConfig
-from gcr.training.rl.families import FlowFamily, family_for_class, get_family, pipeline_class_name
+from gcr.training.rl.families import FlowFamily, family_for_class, get_family
 
 logger = logging.getLogger(__name__)
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def _bf16_ok() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def resolve_mixed_precision(config: RLConfig) -> str:
@@ -36,13 +33,14 @@ def resolve_mixed_precision(config: RLConfig) -> str:
         if config.mixed_precision != "no" and not torch.cuda.is_available():
             raise ConfigError(f"mixed_precision={config.mixed_precision} needs a CUDA device; use auto or no")
         return config.mixed_precision
-    return "bf16" if _bf16_ok() else "no"
+    return "bf16" if cuda_bf16_supported() else "no"
 
 
-def resolve_dtype(config: RLConfig) -> torch.dtype:
+def resolve_dtype(config: RLConfig, device: torch.device) -> torch.dtype:
+    """The weights' dtype on ``device``: the config's, else the training rule of :mod:`gcr.devices`."""
     if config.dtype != "auto":
-        return _DTYPES[config.dtype]
-    return torch.bfloat16 if _bf16_ok() else torch.float32
+        return parse_dtype(config.dtype)
+    return training_dtype(device)
 
 
 def resolve_trackers(config: RLConfig) -> list[str]:

@@ -1,6 +1,6 @@
 """DiffusionNFT training of a flow-matching diffusers pipeline with (critic) rewards.
 
-One epoch (shared/DESIGN.md §6):
+One epoch (docs/training.md):
 
 1. pick ``prompts_per_epoch`` prompts per process (saturated prompts no longer drawn);
 2. sample ``group_size`` images per prompt with the old adapter, recording x0 and
@@ -106,7 +106,7 @@ class DiffusionNFTTrainer:
         self.accelerator = accelerator or make_accelerator(config)
         device = self.accelerator.device
         if pipeline is None:
-            self.pipe, family_cls = load_pipeline(config, device, resolve_dtype(config))
+            self.pipe, family_cls = load_pipeline(config, device, resolve_dtype(config, device))
         else:
             self.pipe = pipeline
             name = type(pipeline).__name__

@@ -2,7 +2,7 @@
 
 Every field carries its help text in ``metadata["help"]`` (the CLI builds its
 ``--flags`` from them), and the defaults are the upstream RationalRewards SFT
-settings (shared/DESIGN.md §5): full fine-tuning with the vision tower and
+settings (docs/training.md): full fine-tuning with the vision tower and
 projector frozen, learning rate 1e-5, 3 epochs, cosine schedule, 5% warmup,
 bf16, at most 802,816 image pixels, sequences cut at 32k tokens. Batch size and
 gradient accumulation are not given upstream; ours are documented below.

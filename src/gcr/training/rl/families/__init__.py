@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from gcr.errors import ConfigError
-from gcr.generators.presets import pipeline_class_name
 from gcr.training.rl.families.base import Conditioning, FlowFamily, TransformerCall
 from gcr.training.rl.families.flux import FluxFamily, FluxKontextFamily
 from gcr.training.rl.families.qwen import QwenImageEditFamily, QwenImageFamily
@@ -25,7 +24,6 @@ __all__ = [
     "TransformerCall",
     "family_for_class",
     "get_family",
-    "pipeline_class_name",
 ]
 
 

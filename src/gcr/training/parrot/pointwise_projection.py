@@ -4,7 +4,7 @@ The critic must also score one image on its own (the GCR loop and RL rewards
 use pointwise critiques), so each kept pairwise rationale is projected into two
 pointwise critiques. The teacher sees the request, the source image(s), one
 candidate, the comparison and that candidate's scores, and writes a standalone
-critique in the exact pointwise layout of shared/DESIGN.md §3, refined request
+critique in the exact pointwise layout of docs/critique-format.md, refined request
 included. Calls are concurrent and resumable (``projected.jsonl``, raw answers
 kept); an answer counts only when :func:`gcr.critic.parser.parse_critique` reads
 every dimension, a refined request, and no truncation.
