@@ -280,7 +280,7 @@ def test_merge_rebuilds_the_report(monkeypatch, capsys, tmp_path: Path, name: st
     from benchkit import PixelCritic, PixelGenerator
     from test_bench_pipeline import run, template
 
-    from gcr.bench.prompts import load_prompt_set
+    from gcr.bench.prompt_files import load_prompt_set
 
     rows = [{"id": "m", "prompt": "merge me [base 3.25]"}, {"id": "f", "prompt": "broken [fail-gen]"}]
     prompt_set = load_prompt_set(write_jsonl(tmp_path / "p.jsonl", rows))
