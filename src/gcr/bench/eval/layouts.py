@@ -1,6 +1,6 @@
 """The field layouts of the preference benchmarks gcr evaluates, and how to read their labels.
 
-Each :class:`Layout` names the columns of one benchmark (shared/DESIGN.md §3)
+Each :class:`Layout` names the columns of one benchmark (the layout table in docs/eval.md)
 and turns one row into a :class:`~gcr.bench.eval.pairs.PreferencePair`.
 
 Labels and MMRB2 prompts are read by :mod:`gcr.bench.eval.fields`, the same
