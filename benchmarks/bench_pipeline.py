@@ -37,7 +37,7 @@ from benchkit import PixelCriticServer, PixelGenerator, PixelScript, components,
 
 from gcr.agent.runner import RunSpec  # noqa: E402
 from gcr.bench.pipeline import BenchSettings, run_bench  # noqa: E402
-from gcr.bench.prompts import load_prompt_set  # noqa: E402
+from gcr.bench.prompt_files import load_prompt_set  # noqa: E402
 from gcr.critic import load_critic  # noqa: E402
 
 

@@ -14,7 +14,7 @@ import pytest
 from gcr.agent import RunFolder, RunSpec, run_refine
 from gcr.agent.guard import PromptGuard
 from gcr.agent.refiner import Proposal
-from gcr.bench.prompts import load_prompt_set
+from gcr.bench.prompt_files import load_prompt_set
 from gcr.errors import DatasetError, ImageError, InputError, RunError
 from gcr.images import load_image
 from gcr.limits import MAX_PROMPT_CHARS

@@ -11,7 +11,7 @@ from test_bench_pipeline import run, template
 
 from gcr.agent.runner import RunSpec
 from gcr.bench.baseline import baseline_spec
-from gcr.bench.prompts import load_prompt_set
+from gcr.bench.prompt_files import load_prompt_set
 from gcr.errors import ConfigError
 
 

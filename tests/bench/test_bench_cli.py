@@ -266,17 +266,21 @@ def test_merge_rebuilds_the_report(monkeypatch, capsys, tmp_path: Path, name: st
     from benchkit import PixelCritic, PixelGenerator
     from test_bench_pipeline import run, template
 
-    from gcr.bench.prompts import load_prompt_set
+    from gcr.bench.prompt_files import load_prompt_set
 
-    prompt_set = load_prompt_set(
-        write_jsonl(tmp_path / "p.jsonl", [{"id": "m", "prompt": "merge me [base 3.25]"}])
-    )
+    rows = [{"id": "m", "prompt": "merge me [base 3.25]"}, {"id": "f", "prompt": "broken [fail-gen]"}]
+    prompt_set = load_prompt_set(write_jsonl(tmp_path / "p.jsonl", rows))
     run(prompt_set, tmp_path / "out", PixelGenerator(), PixelCritic(), template())
     assert not (tmp_path / "out" / "report.html").exists()
+    capsys.readouterr()  # the run's own log of the failure
     code, out, err = gcr(monkeypatch, capsys, "bench", name, str(tmp_path / "out"))
     assert code == 0, err
     assert "reward, round 0" in out and "0.750" in out and "1.000" in out
     assert (tmp_path / "out" / "report.html").is_file()
+    # The failure is said once, on stderr, with what to do; stdout holds only the tables.
+    assert "failed" not in out.replace("finished / failed", "")
+    (line,) = [line for line in err.splitlines() if line.strip()]
+    assert line.startswith("1 run(s) failed and are left out of the figures; rerun the gcr bench command")
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from benchkit import PixelCriticServer, PixelGenerator, PixelScript, components,
 
 from gcr.agent.runner import RunSpec
 from gcr.bench.pipeline import BenchSettings, run_bench
-from gcr.bench.prompts import load_prompt_set
+from gcr.bench.prompt_files import load_prompt_set
 from gcr.critic.loading import load_critic
 from stubs.critic_server import RecordedRequest, StubReply
 

@@ -21,11 +21,11 @@ from benchkit import PixelCritic, PixelCriticServer, PixelGenerator, PixelScript
 
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.runner import RunSpec
+from gcr.bench.folder import BenchFolder
 from gcr.bench.judging import judge_bench, read_judgements
 from gcr.bench.pipeline import BenchSettings, run_bench
-from gcr.bench.prompts import load_prompt_set
+from gcr.bench.prompt_files import load_prompt_set
 from gcr.bench.report import build_summary, write_bench_report
-from gcr.bench.results import BenchFolder
 from gcr.judges import load_judge
 from stubs.critic_server import StubCriticServer
 from stubs.judge_server import ScriptedJudge

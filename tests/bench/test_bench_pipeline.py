@@ -11,7 +11,7 @@ from benchkit import PHRASES, PixelCritic, PixelGenerator, components, write_jso
 
 from gcr.agent.runner import RunSpec
 from gcr.bench.pipeline import BenchSettings, run_bench
-from gcr.bench.prompts import load_prompt_set
+from gcr.bench.prompt_files import load_prompt_set
 from gcr.bench.stages import intersect, merge_intervals, total_length
 from gcr.errors import CriticUnavailableError, RunError
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from gcr.bench.builtin import BUILTIN_SETS, data_dir, render_edit_source
-from gcr.bench.prompts import load_prompt_set
+from gcr.bench.prompt_files import load_prompt_set
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError
 

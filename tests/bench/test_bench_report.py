@@ -11,9 +11,9 @@ import pytest
 from benchkit import PixelCritic, PixelGenerator, write_jsonl
 from test_bench_pipeline import run, template
 
-from gcr.bench.prompts import load_prompt_set
+from gcr.bench.folder import BenchFolder
+from gcr.bench.prompt_files import load_prompt_set
 from gcr.bench.report import write_bench_report
-from gcr.bench.results import BenchFolder
 from gcr.bench.stats import mean_interval, throughput_figures
 
 T_975_DF2 = 4.302652729911275  # Student t quantile, 0.975, 2 degrees of freedom (tables)

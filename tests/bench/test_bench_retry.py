@@ -14,7 +14,7 @@ from benchkit import PixelCritic, PixelCriticServer, PixelGenerator, PixelScript
 
 from gcr.agent.runner import RunSpec
 from gcr.bench.pipeline import BenchSettings, run_bench
-from gcr.bench.prompts import load_prompt_set
+from gcr.bench.prompt_files import load_prompt_set
 from gcr.critic.loading import load_critic
 from gcr.errors import GeneratorError
 from gcr.generators.base import GenerationRequest, GenerationResult

@@ -9,9 +9,9 @@ import pytest
 from benchkit import PixelCritic, PixelGenerator, PixelScript, write_jsonl
 from test_bench_pipeline import run, template
 
-from gcr.bench.prompts import load_prompt_set
+from gcr.bench.folder import BenchFolder
+from gcr.bench.prompt_files import load_prompt_set
 from gcr.bench.report import build_summary, write_bench_report
-from gcr.bench.results import BenchFolder
 from gcr.bench.shard import ShardInfo, parse_shard, shard_from_env
 from gcr.errors import ConfigError
 

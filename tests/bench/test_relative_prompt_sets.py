@@ -12,7 +12,7 @@ from PIL import Image
 
 from gcr.agent.runner import RunSpec
 from gcr.bench.pipeline import BenchSettings, run_bench
-from gcr.bench.prompts import load_prompt_set
+from gcr.bench.prompt_files import load_prompt_set
 
 
 def _edit_folder(root: Path) -> None:

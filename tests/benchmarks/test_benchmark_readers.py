@@ -9,7 +9,7 @@ from pathlib import Path
 import benchfiles as bf
 import pytest
 
-from gcr.bench.prompts import load_prompt_set
+from gcr.bench.prompt_files import load_prompt_set
 from gcr.benchmarks import load_benchmark
 from gcr.benchmarks.base import RowImage
 from gcr.critic.schema import Task

@@ -21,7 +21,7 @@ from benchkit import PixelCritic, PixelGenerator, components, read_pixel
 from PIL import Image
 from test_benchmark_roundtrip import gcr
 
-from gcr.bench.eval.records import ImageRef
+from gcr.bench.eval.pairs import ImageRef
 from gcr.bench.pipeline import BenchSettings, run_bench
 from gcr.benchmarks import load_benchmark
 from gcr.benchmarks.scoring import judged_dir, score_run

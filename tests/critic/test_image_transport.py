@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gcr.bench.eval.records import ImageRef
+from gcr.bench.eval.pairs import ImageRef
 from gcr.critic import Critic
 from gcr.critic.backends.openai_http import OpenAICompatibleBackend
 from gcr.critic.serving import ServeConfig, build_vllm_command, client_image_settings

@@ -21,6 +21,8 @@ import pytest
 import torch
 from PIL import Image
 
+from gcr.io import write_text_atomic
+
 #: Environment variable naming the JSON file of per-test results.
 RESULTS_ENV = "GCR_GPU_RESULTS"
 
@@ -81,11 +83,8 @@ class ResultsFile:
             self.tests.setdefault(nodeid, {}).update(fields)
             if self.path is None:
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
             device = torch.cuda.get_device_name(0) if SKIP_REASON is None else None
-            tmp.write_text(json.dumps({"device": device, "tests": self.tests}, indent=2), encoding="utf-8")
-            tmp.replace(self.path)
+            write_text_atomic(self.path, json.dumps({"device": device, "tests": self.tests}, indent=2))
 
 
 RESULTS = ResultsFile.from_env()

@@ -19,8 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from PIL import Image
 
 from gcr.critic.schema import Critique
 from gcr.images import load_image
+from gcr.io import atomic_file, copy_file_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -126,24 +125,17 @@ class ArtifactCache:
     def put_image(self, key: str, image: Image.Image, meta: Mapping[str, Any]) -> Path:
         """Store ``image`` (as PNG) and its metadata; returns the cached file's path."""
         png = self.image_path(key)
-        png.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=png.parent, suffix=".png", delete=False) as tmp:
-            image.save(tmp, format="PNG", compress_level=1)
-        return self._commit_image(key, Path(tmp.name), meta)
+        with atomic_file(png) as fh:
+            image.save(fh, format="PNG", compress_level=1)
+        return self._commit_meta(key, png, meta)
 
     def put_image_file(self, key: str, png_file: str | Path, meta: Mapping[str, Any]) -> Path:
         """Store a copy of an already written PNG file (no second encoding) and its metadata."""
-        png = self.image_path(key)
-        png.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=png.parent, suffix=".png", delete=False) as tmp:
-            pass
-        shutil.copyfile(png_file, tmp.name)
-        return self._commit_image(key, Path(tmp.name), meta)
+        png = copy_file_atomic(png_file, self.image_path(key))
+        return self._commit_meta(key, png, meta)
 
-    def _commit_image(self, key: str, tmp: Path, meta: Mapping[str, Any]) -> Path:
-        png = self.image_path(key)
-        os.replace(tmp, png)
-        self._write_text(self._path("generations", key, ".json"), json.dumps(dict(meta), default=str))
+    def _commit_meta(self, key: str, png: Path, meta: Mapping[str, Any]) -> Path:
+        write_text_atomic(self._path("generations", key, ".json"), json.dumps(dict(meta), default=str))
         return png
 
     # ------------------------------------------------------------------ critiques
@@ -160,18 +152,9 @@ class ArtifactCache:
             return None
 
     def put_critique(self, key: str, critique: Critique) -> None:
-        self._write_text(self._path("critiques", key, ".json"), critique.to_json())
+        write_text_atomic(self._path("critiques", key, ".json"), critique.to_json())
 
     # ------------------------------------------------------------------ helpers
 
     def _path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / key[:2] / f"{key}{suffix}"
-
-    @staticmethod
-    def _write_text(path: Path, text: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8"
-        ) as f:
-            f.write(text)
-        os.replace(f.name, path)

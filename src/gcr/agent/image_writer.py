@@ -37,6 +37,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from gcr.image_input import ImageInput
+from gcr.io import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,7 @@ _ACTIVE: contextvars.ContextVar[ImageWriter | None] = contextvars.ContextVar("gc
 
 def write_file_atomically(data: bytes, target: Path) -> None:
     """Write ``data`` whole under a temporary name, then rename it to ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    write_bytes_atomic(target, data)
 
 
 class ImageWriter:

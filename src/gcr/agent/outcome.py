@@ -11,7 +11,9 @@ cancelled one can be resumed), and condenses the final state into a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +25,9 @@ from pydantic import BaseModel, Field
 from gcr.agent.context import DEFAULT_RUNS_ROOT, RefineContext, new_run_dir
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.runner import EventHandler, RunSpec, run_refine
-from gcr.errors import RunError
+from gcr.errors import ConfigError, InputError, RunError
+
+logger = logging.getLogger(__name__)
 
 
 class RoundResult(BaseModel):
@@ -135,10 +139,26 @@ async def refine_once(
     if settings.interactive:
         raise RunError("interactive review needs a person at a terminal; run `gcr refine --interactive`")
     folder = new_run_folder(prompt, root)
-    context = dataclasses.replace(settings, run_dir=str(folder.path))
-    spec = RunSpec(prompt=prompt, source_images=list(source_images), context=context)
-    outcome = await run_refine(builder, folder, spec, on_event=on_event)
+    try:
+        context = dataclasses.replace(settings, run_dir=str(folder.path))
+        spec = RunSpec(prompt=prompt, source_images=list(source_images), context=context)
+        outcome = await run_refine(builder, folder, spec, on_event=on_event)
+    except (InputError, ConfigError):
+        _drop_if_nothing_made(folder)
+        raise
     return result_from_values(outcome.values, finished=outcome.finished)
+
+
+def _drop_if_nothing_made(folder: RunFolder) -> None:
+    """Remove the new run folder of a call refused for its input before any image was made.
+
+    A server answering many calls would otherwise keep one folder of settings and an empty
+    checkpoint store per refused call; a folder holding any round is kept for its resume.
+    """
+    if (folder.path / "rounds").exists():
+        return
+    logger.info("removing %s: the run was refused before it made anything", folder.path)
+    shutil.rmtree(folder.path, ignore_errors=True)
 
 
 async def resume_once(

@@ -20,8 +20,6 @@ rewrites them with the same content instead of appending duplicates.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from typing import Any
 from gcr.agent.state import CandidateRecord, RoundRecord
 from gcr.errors import RunError
 from gcr.folder_paths import contained_path
+from gcr.io import parse_json_line, write_text_atomic
 
 
 class RunFolder:
@@ -85,13 +84,7 @@ class RunFolder:
 
     def write_text(self, path: str | Path, text: str) -> Path:
         target = Path(path) if Path(path).is_absolute() else self.path / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=target.parent, suffix=".tmp", delete=False, encoding="utf-8"
-        ) as f:
-            f.write(text)
-        os.replace(f.name, target)
-        return target
+        return write_text_atomic(target, text)
 
     def write_json(self, name: str, data: Any) -> Path:
         return self.write_text(name, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -123,7 +116,7 @@ class RunFolder:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = parse_json_line(line)
             except ValueError as exc:
                 record, why = None, str(exc)
             else:

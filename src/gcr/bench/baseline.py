@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from gcr.agent.runner import RunSpec
-from gcr.bench.prompts import BenchCase
-from gcr.bench.records import Stopwatch, base_record, relative
+from gcr.bench.prompt_records import Stopwatch, base_record, relative
+from gcr.bench.prompt_set import BenchCase
 from gcr.errors import ConfigError
 
 BASELINES: tuple[str, ...] = ("none", "best-of-n")

@@ -6,9 +6,9 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from gcr.bench.folder import BenchFolder
 from gcr.bench.judge_stats import hacking_gallery
 from gcr.bench.report import _ci, _rate, _table, _thumb
-from gcr.bench.results import BenchFolder
 
 
 def _agree(figure: Mapping[str, Any] | None) -> str:

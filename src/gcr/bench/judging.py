@@ -9,7 +9,8 @@ prompt (and the source images of an edit):
 
 One JSON line per (prompt, judge) goes to ``judgements.jsonl`` (one file per
 shard, like the results), appended and flushed as soon as that prompt's
-verdicts are in. Verdicts go through :class:`~gcr.judges.runner.JudgePanel`:
+verdicts are in (a line cut off by a killed process follows the rule of
+:mod:`gcr.io.jsonl`). Verdicts go through :class:`~gcr.judges.runner.JudgePanel`:
 bounded, retried by the judges' own clients, and cached by content with the
 judge's identity in the key. A rerun skips (prompt, judge) pairs whose record
 is complete and retries failed ones; a judge added later scores only what it
@@ -20,7 +21,6 @@ error), never as a score.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,10 +29,11 @@ from typing import Any
 
 from PIL import Image
 
-from gcr.bench.results import BenchFolder
+from gcr.bench.folder import BenchFolder
 from gcr.bench.shard import ShardInfo
 from gcr.errors import GCRError, RunError
 from gcr.images import load_image
+from gcr.io import JsonlLog
 from gcr.judges.base import Judge
 from gcr.judges.runner import JudgePanel, JudgeVerdict
 
@@ -66,17 +67,8 @@ def read_judgements(folder: BenchFolder) -> dict[tuple[str, str], dict[str, Any]
     """The latest record per (prompt id, judge identity) over every judgements file; ``ok`` beats failed."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for path in judgement_files(folder):
-        lines = path.read_text("utf-8").splitlines()
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                if lineno == len(lines):  # a torn last line from a killed process
-                    continue
-                raise RunError(f"{path}:{lineno} is not valid JSON; the judgements file is damaged") from None
-            if not isinstance(record, dict) or not isinstance(record.get("id"), str) or "judge" not in record:
+        for lineno, record in JsonlLog(path).numbered():
+            if not isinstance(record.get("id"), str) or "judge" not in record:
                 raise RunError(f"{path}:{lineno} is not a judgement record (no 'id' or 'judge')")
             key = (record["id"], str(record["judge"]))
             previous = out.get(key)
@@ -140,8 +132,7 @@ async def judge_bench(
     previous = read_judgements(folder)
     outcome = JudgingOutcome(judges=[j.identity for j in judges])
     panel = JudgePanel(judges, cache_dir=cache_dir, concurrency=concurrency)
-    path = judgements_file(folder, shard)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    log = JsonlLog(judgements_file(folder, shard))
     todo: list[tuple[str, Judge, str, dict[str, str]]] = []
     for case_id in ids:
         wanted = _wanted(records[case_id], baselines.get(case_id))
@@ -150,7 +141,7 @@ async def judge_bench(
                 outcome.reused += 1
             else:
                 todo.append((case_id, judge, spec, wanted))
-    with path.open("a", encoding="utf-8") as out:
+    with log:
 
         # Prompts in progress at once: enough to keep every judge slot busy, few enough that a large
         # benchmark's images are not all decoded into memory up front.
@@ -159,8 +150,7 @@ async def judge_bench(
         async def one(case_id: str, judge: Judge, spec: str, wanted: dict[str, str]) -> None:
             async with cases:
                 record = await _judge_case(folder, panel, judge, spec, records[case_id], wanted)
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
+            log.append(record)
             if record["status"] == "ok":
                 outcome.scored += 1
             else:

@@ -14,7 +14,7 @@ the generator never idles on the critic as long as enough prompts are in
 flight (``in_flight``, default ``concurrency + 2``). A prompt's record is
 appended to ``results.jsonl`` (and flushed) the moment its run finishes; a
 rerun skips prompts with a record and resumes the others from their
-checkpoints (see :mod:`gcr.bench.results`).
+checkpoints (see :mod:`gcr.bench.folder`).
 
 Failures: a :class:`~gcr.errors.GCRError` from one prompt's run (a generator
 error, no scorable candidate, ...) becomes a ``failed`` record and the next
@@ -37,9 +37,9 @@ from gcr.agent.graph import build_graph
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.runner import RunSpec, run_refine
 from gcr.bench.baseline import baseline_record, baseline_spec, check_baseline
-from gcr.bench.prompts import BenchCase, PromptSet
-from gcr.bench.records import Stopwatch, failure_record, refine_record
-from gcr.bench.results import SETTINGS_FILE, BenchFolder, Kind
+from gcr.bench.folder import SETTINGS_FILE, BenchFolder, Kind
+from gcr.bench.prompt_records import Stopwatch, failure_record, refine_record
+from gcr.bench.prompt_set import BenchCase, PromptSet
 from gcr.bench.session_timing import SessionTiming
 from gcr.bench.shard import ShardInfo
 from gcr.bench.stages import BoundedCritic, StageClock, TimedGenerator
@@ -52,6 +52,7 @@ from gcr.errors import (
     JudgeUnavailableError,
     RunError,
 )
+from gcr.io import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -384,10 +385,8 @@ def _materialize_sources(case: BenchCase, folder: BenchFolder) -> list[str]:
     for index, ref in enumerate(case.sources):
         target = folder.input_path(case.id, index)
         if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".tmp")
-            ref.load().save(tmp, format="PNG")
-            tmp.replace(target)
+            with atomic_file(target) as fh:
+                ref.load().save(fh, format="PNG")
         paths.append(str(target))
     return paths
 

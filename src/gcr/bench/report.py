@@ -13,7 +13,6 @@ import base64
 import html
 import io
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +20,12 @@ from typing import Any
 
 from PIL import Image
 
+from gcr.bench.folder import REPORT_FILE, SUMMARY_FILE, BenchFolder
 from gcr.bench.plots import render_plots
-from gcr.bench.results import REPORT_FILE, SUMMARY_FILE, BenchFolder, write_json_atomic
 from gcr.bench.stats import summarize_records
 from gcr.critic.schema import Dimension
 from gcr.errors import GCRError
+from gcr.io import write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +95,7 @@ def write_bench_report(folder: BenchFolder) -> tuple[Path, Path]:
     text = render_html(folder, summary, records, baselines)
     report_path = folder.path / REPORT_FILE
     # Two shards finishing together may both write the report: each through its own temporary file.
-    tmp = report_path.with_name(f".{REPORT_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(report_path)
+    write_text_atomic(report_path, text)
     return summary_path, report_path
 
 

@@ -12,9 +12,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from gcr.bench.results import BenchFolder, Kind, write_json_atomic
+from gcr.bench.folder import BenchFolder, Kind
 from gcr.bench.shard import ShardInfo
 from gcr.bench.stages import StageClock
+from gcr.io import write_json_atomic
 
 
 class SessionTiming:

@@ -1,7 +1,7 @@
 """What every benchmark reader shares: the set it returns, lazy images, and row sources.
 
 A reader turns a benchmark's published files into a :class:`BenchmarkSet`, a
-:class:`~gcr.bench.prompts.PromptSet` that ``gcr bench`` runs like any other,
+:class:`~gcr.bench.prompt_set.PromptSet` that ``gcr bench`` runs like any other,
 whose cases carry the benchmark's own fields in ``meta`` (always with
 ``meta["benchmark"]`` naming the reader) so the exporters can write each
 result back under the name the official evaluator expects.
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gcr.bench.eval.records import ImageRef
-from gcr.bench.prompts import BenchCase, PromptSet
+from gcr.bench.eval.pairs import ImageRef
+from gcr.bench.prompt_set import BenchCase, PromptSet
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError, GCRError
 

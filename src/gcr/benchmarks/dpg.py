@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcr.bench.prompts import BenchCase
+from gcr.bench.prompt_set import BenchCase
 from gcr.benchmarks.base import BenchmarkSet, build_set, csv_rows, read_text, require_file
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError

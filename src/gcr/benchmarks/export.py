@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,10 +26,11 @@ from typing import Any
 
 from PIL import Image
 
-from gcr.bench.eval.records import ImageRef
-from gcr.bench.results import BenchFolder
+from gcr.bench.eval.pairs import ImageRef
+from gcr.bench.folder import BenchFolder
 from gcr.benchmarks.base import BenchmarkSet
 from gcr.errors import ImageError, InputError, RunError
+from gcr.io import atomic_file, copy_file_atomic, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -107,34 +107,33 @@ def _order(record: Mapping[str, Any]) -> tuple[int, str]:
 
 
 def _write_png(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with source.open("rb") as fh:
         head = fh.read(len(_PNG_MAGIC))
     if head == _PNG_MAGIC:
-        tmp.write_bytes(source.read_bytes())
-    else:
-        with Image.open(source) as img:
-            img.save(tmp, format="PNG")
-    os.replace(tmp, target)
+        copy_file_atomic(source, target)
+        return
+    with Image.open(source) as img, atomic_file(target) as out:
+        img.save(out, format="PNG")
 
 
 def _write_source_png(ref: ImageRef, target: Path) -> None:
     """A dataset image as PNG, as ``input_image.save(path)`` would write it: stored PNG bytes unchanged,
     anything else re-encoded in its own mode (no RGB conversion)."""
     encoded = ref._encoded()
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     if isinstance(encoded, bytes) and encoded.startswith(_PNG_MAGIC):
-        tmp.write_bytes(encoded)
+        write_bytes_atomic(target, encoded)
     elif isinstance(encoded, Image.Image):
-        encoded.save(tmp, format="PNG")
+        with atomic_file(target) as out:
+            encoded.save(out, format="PNG")
     else:
         try:
-            with Image.open(io.BytesIO(encoded) if isinstance(encoded, bytes) else encoded) as img:
-                img.save(tmp, format="PNG")
+            with (
+                Image.open(io.BytesIO(encoded) if isinstance(encoded, bytes) else encoded) as img,
+                atomic_file(target) as out,
+            ):
+                img.save(out, format="PNG")
         except (OSError, Image.DecompressionBombError) as exc:
             raise ImageError(f"{ref.where}: cannot decode the image: {exc}") from None
-    os.replace(tmp, target)
 
 
 def _need_meta(item: Item, layout: str, *names: str) -> list[Any]:

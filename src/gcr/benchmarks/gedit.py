@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcr.bench.prompts import BenchCase
+from gcr.bench.prompt_set import BenchCase
 from gcr.benchmarks.base import BenchmarkSet, HFRows, build_set, require_columns, text_field
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError

@@ -23,14 +23,14 @@ unchanged, for the exporter.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from gcr.bench.prompts import BenchCase
+from gcr.bench.prompt_set import BenchCase
 from gcr.benchmarks.base import BenchmarkSet, build_set, require_file
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError
+from gcr.io import read_jsonl
 
 NAME = "geneval"
 METADATA_FILE = "evaluation_metadata.jsonl"
@@ -52,29 +52,12 @@ def load(path: Path, split: str | None = None) -> BenchmarkSet:
         raise DatasetError("geneval has no splits")
     file = find_metadata(path)
     cases: list[BenchCase] = []
-    try:
-        handle = file.open("r", encoding="utf-8")
-    except OSError as exc:
-        raise DatasetError(f"cannot read {file}: {exc}") from None
-    with handle:
-        index = 0
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{file}:{lineno}"
-            cases.append(_case(_parse(line, where), index, where))
-            index += 1
+    for index, (lineno, value) in enumerate(read_jsonl(file)):
+        where = f"{file}:{lineno}"
+        if not isinstance(value, dict):
+            raise DatasetError(f"{where}: expected a JSON object, got {type(value).__name__}")
+        cases.append(_case(value, index, where))
     return build_set(NAME, "geneval", file, cases, Task.T2I)
-
-
-def _parse(line: str, where: str) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(value, dict):
-        raise DatasetError(f"{where}: expected a JSON object, got {type(value).__name__}")
-    return value
 
 
 def _case(metadata: dict[str, Any], index: int, where: str) -> BenchCase:

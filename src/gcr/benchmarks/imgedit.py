@@ -25,8 +25,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gcr.bench.eval.records import ImageRef
-from gcr.bench.prompts import BenchCase
+from gcr.bench.eval.pairs import ImageRef
+from gcr.bench.prompt_set import BenchCase
 from gcr.benchmarks.base import BenchmarkSet, build_set, read_text, require_file
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError

@@ -35,8 +35,7 @@ from typing import Any
 
 from PIL import Image
 
-from gcr.bench.eval.results import ResultStore
-from gcr.bench.results import BenchFolder, write_json_atomic
+from gcr.bench.folder import BenchFolder
 from gcr.benchmarks.aggregate import (
     GEditScore,
     gedit_report,
@@ -47,6 +46,7 @@ from gcr.benchmarks.aggregate import (
 from gcr.benchmarks.base import BenchmarkSet
 from gcr.benchmarks.export import SETS, Item, set_images
 from gcr.errors import GCRError, InputError
+from gcr.io import ResultStore, write_json_atomic
 from gcr.judges.base import Judge
 
 logger = logging.getLogger(__name__)

@@ -85,9 +85,9 @@ def run_command(**options: Any) -> None:
 
     Exit codes: 0 every prompt finished; 1 an error stopped the benchmark; 3 it finished with failed prompts.
     """
+    from gcr.bench.folder import BenchFolder
     from gcr.bench.pipeline import BenchSettings
-    from gcr.bench.prompts import load_prompt_set
-    from gcr.bench.results import BenchFolder
+    from gcr.bench.prompt_files import load_prompt_set
     from gcr.bench.shard import parse_shard, shard_from_env
     from gcr.cli.dataclass_flags import given_options
     from gcr.cli.refine import run_spec_from_options
@@ -277,11 +277,20 @@ def merge_command(
     as_json: bool = typer.Option(False, "--json", help="Print summary.json instead of tables."),
 ) -> None:
     """Build summary.json and report.html from every result in OUT (all shards)."""
-    from gcr.bench.results import BenchFolder
+    from gcr.bench.folder import BenchFolder
 
     folder = BenchFolder(out)
     folder.settings()  # a folder that holds no benchmark fails here with a clear message
-    _report(folder, as_json=as_json)
+    summary, report_path = _report(folder, as_json=as_json)
+    failed = _failed(summary)
+    if failed:
+        err_console.print(
+            plain(
+                (f"{failed} run(s) failed and are left out of the figures", "yellow"),
+                f"; rerun the gcr bench command that made {folder.path} to retry them; report: {report_path}",
+            ),
+            highlight=False,
+        )
 
 
 def list_sets_command() -> None:
@@ -289,7 +298,7 @@ def list_sets_command() -> None:
     from rich.table import Table
 
     from gcr.bench.builtin import BUILTIN_SETS
-    from gcr.bench.prompts import load_prompt_set
+    from gcr.bench.prompt_files import load_prompt_set
 
     table = Table(title="Built-in prompt sets", title_justify="left")
     for column in ("name", "task", "prompts", "what it probes"):

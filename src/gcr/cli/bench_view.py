@@ -184,7 +184,3 @@ def render_summary(console: Console, summary: dict[str, Any], report: Path) -> N
     from gcr.cli.judges_view import render_judges
 
     render_judges(console, summary)
-    if counts["failed"]:
-        console.print(
-            plain((f"{counts['failed']} prompt(s) failed; rerun the same command to retry them", "yellow"))
-        )

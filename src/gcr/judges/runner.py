@@ -20,8 +20,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from PIL import Image
 
 from gcr.errors import ConfigError, GCRError
 from gcr.images import image_digest
+from gcr.io import write_text_atomic
 from gcr.judges.base import Judge, JudgeResult
 
 logger = logging.getLogger(__name__)
@@ -69,13 +68,7 @@ class JudgementCache:
             return None
 
     def put(self, key: str, result: JudgeResult) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8"
-        ) as f:
-            json.dump(result.to_dict(), f, ensure_ascii=False)
-        os.replace(f.name, path)
+        write_text_atomic(self._path(key), json.dumps(result.to_dict(), ensure_ascii=False))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from gcr.errors import ImageError
 from gcr.images import load_image, png_bytes
+from gcr.io import write_bytes_atomic
 
 #: Longest data URL accepted (characters): about 36 MB of image file.
 MAX_DATA_URL_CHARS = 48 * 1024 * 1024
@@ -91,7 +92,6 @@ def image_path(value: str, roots: Sequence[Path] | None, name: str, uploads: Pat
         return str(check_path(value, roots, name))
     data = png_bytes(image)
     target = uploads / f"{hashlib.sha256(data).hexdigest()[:24]}.png"
-    if not target.exists():
-        uploads.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+    if not target.exists():  # named by content: a whole file of that name is already this image
+        write_bytes_atomic(target, data)
     return str(target)

@@ -16,7 +16,7 @@ import pytest
 from evalkit import CASES, WITH_TIES, WITHOUT_TIES, http_script, write_jsonl, write_parquet, write_saved
 from typer.testing import CliRunner
 
-from gcr.bench.eval.results import RESULTS_FILE, SUMMARY_FILE
+from gcr.bench.eval.output import RESULTS_FILE, SUMMARY_FILE
 from gcr.cli.app import app
 from gcr.cli.console import console
 from gcr.critic.schema import Task

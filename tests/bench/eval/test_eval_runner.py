@@ -10,7 +10,7 @@ import pytest
 from evalkit import CASES, WITH_TIES, FakeCritic, case_images, write_jsonl, write_parquet
 
 from gcr.bench.eval import EvalSettings, open_dataset, run_eval, summarize
-from gcr.bench.eval.results import RESULTS_FILE
+from gcr.bench.eval.output import RESULTS_FILE
 from gcr.critic.schema import Task
 from gcr.errors import InputError, RunError
 

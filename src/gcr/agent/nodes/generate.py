@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from gcr.errors import GeneratorError, GeneratorOOMError
 from gcr.generators.base import GenerationRequest, GenerationResult
 from gcr.image_input import ImageInput
 from gcr.images import image_digest, load_image
+from gcr.io import copy_file_atomic
 
 GenerateNode = Callable[[CandidateTask, Runtime[RefineContext]], Awaitable[Command[Any]]]
 
@@ -172,10 +172,7 @@ def _from_cache(deps: NodeDeps, key: str, target: Path) -> str | None:
     if hit is None:
         return None
     path, meta = hit
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    shutil.copyfile(path, tmp)
-    tmp.replace(target)
+    copy_file_atomic(path, target)
     return str(meta.get("image_digest") or image_digest(load_image(target)))
 
 

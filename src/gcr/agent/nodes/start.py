@@ -23,6 +23,7 @@ from gcr.critic.schema import Task
 from gcr.errors import InputError
 from gcr.image_input import ImageInput, encode_png
 from gcr.images import image_digest, load_image
+from gcr.io import write_bytes_atomic
 from gcr.limits import check_prompt
 
 Node = Callable[[RefineState, Runtime[RefineContext]], dict[str, Any]]
@@ -54,11 +55,8 @@ def make_start(deps: NodeDeps) -> Node:
             image = load_image(source)
             target = folder.source_path(index)
             if Path(source).expanduser().resolve() != target:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_suffix(".tmp")
                 data = encode_png(image)
-                tmp.write_bytes(data)
-                tmp.replace(target)
+                write_bytes_atomic(target, data)
                 deps.images.put(target, ImageInput.from_pil(image, data=data, path=target))
             copies.append(folder.relative(target))
             digests.append(image_digest(image))

@@ -16,7 +16,7 @@ from gcr.bench.eval.metrics import (
     preference_from_totals,
     wilson_interval,
 )
-from gcr.bench.eval.records import ImageRef, Label, PreferencePair
+from gcr.bench.eval.pairs import ImageRef, Label, PreferencePair
 from gcr.bench.eval.report import PUBLISHED_ACCURACY, TABLE1_COLUMNS, summarize, table1_rows, write_summary
 from gcr.bench.eval.runner import EvalOutcome, EvalSettings, PreferenceCritic, run_eval
 

@@ -28,8 +28,9 @@ from typing import Any
 
 from gcr.bench.eval.fields import mmrb2_release_rows
 from gcr.bench.eval.layouts import LAYOUTS, Layout, has_images, matching_families
-from gcr.bench.eval.records import Label, PreferencePair
+from gcr.bench.eval.pairs import Label, PreferencePair
 from gcr.errors import DatasetError, DependencyError, InputError
+from gcr.io import read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -147,17 +148,10 @@ class _JsonSource(_Source):
                 self._cache[path] = self._read_json(path)
             yield from self._cache[path]
             return
-        with path.open("r", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise DatasetError(f"{path}:{lineno}: each line must be a JSON object")
-                yield row
+        for lineno, row in read_jsonl(path):
+            if not isinstance(row, dict):
+                raise DatasetError(f"{path}:{lineno}: each line must be a JSON object")
+            yield row
 
     @staticmethod
     def _read_json(path: Path) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The field layouts of the preference benchmarks gcr evaluates, and how to read their labels.
 
-Each :class:`Layout` names the columns of one benchmark (shared/DESIGN.md §3)
-and turns one row into a :class:`~gcr.bench.eval.records.PreferencePair`.
+Each :class:`Layout` names the columns of one benchmark (the layout table in docs/eval.md)
+and turns one row into a :class:`~gcr.bench.eval.pairs.PreferencePair`.
 
 Labels and MMRB2 prompts are read by :mod:`gcr.bench.eval.fields`, the same
 functions the PARROT importers use; a value that names no preference makes the
@@ -26,7 +26,7 @@ from gcr.bench.eval.fields import (
     mmrb2_prompt,
     vote_label,
 )
-from gcr.bench.eval.records import ImageRef, Label, PreferencePair, image_refs
+from gcr.bench.eval.pairs import ImageRef, Label, PreferencePair, image_refs
 from gcr.critic.schema import Task
 
 Row = Mapping[str, Any]

@@ -14,7 +14,7 @@ from typing import Any
 
 from gcr.bench.eval.datasets import EvalDataset
 from gcr.bench.eval.metrics import order_agreement, pairwise_accuracy, preference_from_totals
-from gcr.bench.eval.results import SUMMARY_FILE
+from gcr.bench.eval.output import SUMMARY_FILE
 from gcr.bench.eval.runner import EvalOutcome, EvalSettings
 
 #: The columns of the paper's Table 1 (pairwise preference accuracy, %), in its order.

@@ -44,11 +44,12 @@ from typing import Any, Literal, Protocol
 from PIL import Image
 
 from gcr.bench.eval.datasets import EvalDataset, PairKey
-from gcr.bench.eval.records import PreferencePair
-from gcr.bench.eval.results import RESULTS_FILE, ResultStore, check_run_settings
+from gcr.bench.eval.output import RESULTS_FILE, check_run_settings
+from gcr.bench.eval.pairs import PreferencePair
 from gcr.critic.schema import NA_PAIRWISE_SCORE, Critique, PairwiseCritique, Task
 from gcr.errors import GCRError, InputError
 from gcr.image_input import ImageInput
+from gcr.io import ResultStore
 
 #: PIL pixels, or (for critics with ``accepts_image_inputs``) the stored bytes or file.
 AnyImage = Image.Image | ImageInput

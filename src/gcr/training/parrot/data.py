@@ -23,7 +23,6 @@ pipeline phases use.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from gcr.critic.schema import Task
 from gcr.errors import DatasetError, ImageError
 from gcr.image_input import ImageInput
 from gcr.images import load_image
+from gcr.io import atomic_file, json_lines, parse_json_line
 
 logger = logging.getLogger(__name__)
 
@@ -209,19 +209,9 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _iter_rows(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                yield number, line
-
-
 def parse_row(line: str) -> PreferenceItem:
     """Parse one JSONL line; raise ``ValueError`` with a readable reason."""
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    data = parse_json_line(line)
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     try:
@@ -240,7 +230,7 @@ def load_preferences(path: str | Path) -> PreferenceSet:
         raise DatasetError(f"preference file not found: {file} (import data with `gcr train parrot import`)")
     items: list[PreferenceItem] = []
     seen: set[str] = set()
-    for number, line in _iter_rows(file):
+    for number, line in json_lines(file):
         try:
             item = parse_row(line)
         except ValueError as exc:
@@ -268,7 +258,7 @@ def validate_preferences(path: str | Path, *, check_images: bool = True) -> Vali
         raise DatasetError(f"preference file not found: {file}")
     report = ValidationReport(path=file)
     seen: dict[str, int] = {}
-    for number, line in _iter_rows(file):
+    for number, line in json_lines(file):
         report.total += 1
         try:
             item = parse_row(line)
@@ -295,8 +285,8 @@ def validate_preferences(path: str | Path, *, check_images: bool = True) -> Vali
 
 def _peek_id(line: str) -> str | None:
     try:
-        data = json.loads(line)
-    except json.JSONDecodeError:
+        data = parse_json_line(line)
+    except ValueError:
         return None
     value = data.get("id") if isinstance(data, dict) else None
     return str(value) if value is not None else None
@@ -314,12 +304,8 @@ def _broken_images(root: Path, item: PreferenceItem) -> list[str]:
 
 def write_preferences(folder: str | Path, items: Iterable[PreferenceItem]) -> Path:
     """Write ``items`` to ``folder/preferences.jsonl`` (replacing it); return the file path."""
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    file = out / PREFERENCES_FILE
-    tmp = file.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    file = Path(folder) / PREFERENCES_FILE
+    with atomic_file(file, "w") as fh:
         for item in items:
             fh.write(item.model_dump_json() + "\n")
-    tmp.replace(file)
     return file

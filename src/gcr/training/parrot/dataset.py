@@ -37,6 +37,7 @@ from gcr.critic.backends.base import ChatRequest
 from gcr.critic.schema import Task
 from gcr.critic.templates import CritiqueTemplate, load_template, render_pairwise, render_pointwise
 from gcr.errors import ConfigError, DatasetError, DependencyError
+from gcr.io import atomic_file, dump_line
 from gcr.training.parrot.data import PreferenceItem, PreferenceSet
 
 logger = logging.getLogger(__name__)
@@ -246,9 +247,9 @@ def _record(
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
+    with atomic_file(path, "w") as fh:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.write(dump_line(row))
 
 
 def hf_features() -> Any:

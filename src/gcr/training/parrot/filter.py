@@ -37,7 +37,8 @@ from typing import Any
 from gcr.critic.backends.base import ChatBackend, SamplingParams
 from gcr.critic.parser import parse_pairwise
 from gcr.critic.schema import PairwiseCritique, Task, Winner
-from gcr.errors import ConfigError, GCRError
+from gcr.errors import ConfigError, GCRError, RunError
+from gcr.io import atomic_file, dump_line, read_jsonl
 from gcr.training.parrot.anchor import model_name, templates_for
 from gcr.training.parrot.answers import format_pairwise
 from gcr.training.parrot.data import PreferenceItem, PreferenceSet
@@ -298,9 +299,7 @@ def _tally(
 def _write_kept(
     path: str | Path, alive: Mapping[str, PairwiseCritique], by_id: Mapping[str, PreferenceItem]
 ) -> None:
-    out = Path(path)
-    tmp = out.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_file(path, "w") as fh:
         for key in sorted(alive):
             item = by_id[key]
             record = {
@@ -309,17 +308,13 @@ def _write_kept(
                 "label": item.label,
                 "answer": format_pairwise(alive[key]),
             }
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(out)
+            fh.write(dump_line(record))
 
 
 def load_kept(path: str | Path, prefs: PreferenceSet) -> dict[str, PairwiseCritique]:
     """The kept comparisons, parsed back from ``kept.jsonl``."""
     by_id = prefs.by_id()
     out: dict[str, PairwiseCritique] = {}
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                record = json.loads(line)
-                out[record["id"]] = parse_pairwise(record["answer"], by_id[record["id"]].task)
+    for _, record in read_jsonl(path, error=RunError):
+        out[record["id"]] = parse_pairwise(record["answer"], by_id[record["id"]].task)
     return out

@@ -11,13 +11,14 @@ log also keeps the history of failed attempts.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gcr.io import JsonlLog
 
 logger = logging.getLogger(__name__)
 
@@ -29,33 +30,19 @@ Progress = Callable[[int, int], None]
 
 
 class ResultLog:
-    """An append-only JSONL file of ``{"key": ..., "status": ..., ...}`` records."""
+    """An append-only JSONL file of ``{"key": ..., "status": ..., ...}`` records (a :class:`JsonlLog`).
+
+    A line cut off by a crash is dropped, and a damaged line is an error, by the
+    rule of :mod:`gcr.io.jsonl`. Values JSON has no type for are written as text.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._warned: set[int] = set()
+        self._log = JsonlLog(self.path, default=str)
 
     def records(self) -> list[dict[str, Any]]:
-        """Every readable record in file order (a line cut off by a crash is skipped with a warning)."""
-        if not self.path.is_file():
-            return []
-        out: list[dict[str, Any]] = []
-        with self.path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    if number not in self._warned:
-                        self._warned.add(number)
-                        logger.warning(
-                            "%s line %d is not complete JSON (interrupted write?); ignored", self.path, number
-                        )
-                    continue
-                if isinstance(record, dict) and "key" in record:
-                    out.append(record)
-        return out
+        """Every record with a ``key``, in file order."""
+        return [r for r in self._log.records() if "key" in r]
 
     def latest(self) -> dict[str, dict[str, Any]]:
         """The latest record of each key."""
@@ -71,23 +58,11 @@ class ResultLog:
         return {k: r for k, r in self.latest().items() if r.get("status") == STATUS_OK}
 
     def append(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, ensure_ascii=False, default=str)
-        with self.path.open("a", encoding="utf-8") as fh:
-            if self._ends_mid_line():  # a write cut off by a crash: start on a fresh line
-                fh.write("\n")
-            fh.write(line + "\n")
-            fh.flush()
+        """Append one record and flush it; the file stays open until :meth:`close`."""
+        self._log.append(record)
 
-    def _ends_mid_line(self) -> bool:
-        if not self.path.is_file():
-            return False
-        with self.path.open("rb") as fh:
-            fh.seek(0, 2)
-            if fh.tell() == 0:
-                return False
-            fh.seek(-1, 2)
-            return fh.read(1) != b"\n"
+    def close(self) -> None:
+        self._log.close()
 
 
 @dataclass
@@ -173,7 +148,10 @@ async def run_jobs(
         while not queue.empty():
             await one(queue.get_nowait())
 
-    await asyncio.gather(*(pull() for _ in range(min(concurrency, len(todo)))))
+    try:
+        await asyncio.gather(*(pull() for _ in range(min(concurrency, len(todo)))))
+    finally:
+        log.close()
     if stats.failed:
         logger.warning("%s: %d job(s) failed; rerun to retry them", log.path.name, stats.failed)
     return stats

@@ -13,7 +13,6 @@ built from the settings. The predictor defaults to the teacher endpoint.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any
 
 from gcr.critic.backends.base import ChatBackend, SamplingParams
 from gcr.critic.schema import Task
-from gcr.errors import ConfigError
+from gcr.errors import ConfigError, RunError
+from gcr.io import read_jsonl
 from gcr.training.parrot.anchor import anchor_preferences, load_anchored
 from gcr.training.parrot.dataset import DatasetSettings, build_sft_dataset
 from gcr.training.parrot.filter import CHECKS, FilterSettings, filter_rationales, load_kept
@@ -259,8 +259,7 @@ class ParrotPipeline:
         s = self.settings
         prefs = self.ws.preferences()
         kept_path = self.ws.require(self.ws.kept, "filter")
-        with kept_path.open(encoding="utf-8") as fh:
-            kept = {r["id"]: r["answer"] for r in (json.loads(line) for line in fh if line.strip())}
+        kept = {r["id"]: r["answer"] for _, r in read_jsonl(kept_path, error=RunError)}
         pointwise = load_pointwise(self.ws.pointwise) if self.ws.pointwise.is_file() else []
         if not pointwise:
             logger.warning(

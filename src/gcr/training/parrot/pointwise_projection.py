@@ -37,7 +37,8 @@ from gcr.critic.schema import (
     Winner,
     preference_from_totals,
 )
-from gcr.errors import CritiqueParseError, GCRError
+from gcr.errors import CritiqueParseError, GCRError, RunError
+from gcr.io import atomic_file, dump_line, read_jsonl
 from gcr.training.parrot.anchor import DEFAULT_TEACHER_SAMPLING, model_name, templates_for
 from gcr.training.parrot.answers import format_pointwise
 from gcr.training.parrot.data import PreferenceSet
@@ -154,8 +155,7 @@ async def project_rationales(
 
     report = ProjectionReport(pairs=len(kept))
     out = Path(pointwise_path)
-    tmp = out.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_file(out, "w") as fh:
         for item_id in sorted(kept):
             task = by_id[item_id].task
             records = [done.get(projection_key(item_id, c)) for c in ("A", "B")]
@@ -179,8 +179,7 @@ async def project_rationales(
                     "task": task.value,
                     "answer": format_pointwise(critique),
                 }
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(out)
+                fh.write(dump_line(record))
     Path(report_path).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     logger.info(
         "projection: %d of %d pairs projected, %d order violations dropped, %d failed",
@@ -194,5 +193,4 @@ async def project_rationales(
 
 def load_pointwise(path: str | Path) -> list[dict[str, Any]]:
     """The records of ``pointwise.jsonl``: ``id``, ``candidate``, ``task``, ``answer``."""
-    with Path(path).open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    return [record for _, record in read_jsonl(path, error=RunError)]

@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from gcr.bench.eval.fields import mmrb2_release_rows
 from gcr.errors import DatasetError, DependencyError
+from gcr.io import json_lines, parse_json_line
 from gcr.training.parrot.data import IMAGES_DIR
 
 _ROW_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
@@ -100,19 +101,16 @@ def _parquet_rows(file: Path) -> Iterator[SourceRow]:
 
 
 def _jsonl_rows(file: Path) -> Iterator[SourceRow | tuple[Path, int, str]]:
-    with file.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield (file, number, f"not valid JSON ({exc.msg})")
-                continue
-            if not isinstance(data, dict):
-                yield (file, number, f"expected a JSON object, got {type(data).__name__}")
-                continue
-            yield SourceRow(file, number, data)
+    for number, line in json_lines(file):
+        try:
+            data = parse_json_line(line)
+        except ValueError as exc:
+            yield (file, number, str(exc))
+            continue
+        if not isinstance(data, dict):
+            yield (file, number, f"expected a JSON object, got {type(data).__name__}")
+            continue
+        yield SourceRow(file, number, data)
 
 
 def _json_rows(file: Path) -> Iterator[SourceRow | tuple[Path, int, str]]:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gcr.errors import RunError
+from gcr.io import write_text_atomic
 from gcr.training.parrot.data import PreferenceSet, load_preferences, preferences_path
 
 MANIFEST = "parrot.json"
@@ -83,7 +84,7 @@ class ParrotWorkspace:
             return ws
         ws.root.mkdir(parents=True, exist_ok=True)
         manifest = {"preferences": str(prefs), "created": datetime.now(UTC).isoformat(timespec="seconds")}
-        ws.manifest.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(ws.manifest, json.dumps(manifest, indent=2) + "\n", durable=True)
         return ws
 
     @classmethod

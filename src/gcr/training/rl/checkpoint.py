@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from gcr.errors import RunError
+from gcr.io import write_text_atomic
 from gcr.training.rl.adapters import OLD, TRAINED, adapter_state, load_adapter_state, save_lora
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def save_checkpoint(
     tensors.update({f"{OLD}.{k}": v for k, v in adapter_state(transformer, OLD).items()})
     save_file(tensors, str(folder / ADAPTERS_FILE))
     torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
-    (folder / STATE_FILE).write_text(json.dumps(asdict(state), indent=2, default=str), encoding="utf-8")
+    # Written last, atomically and durably: its presence marks the checkpoint complete.
+    write_text_atomic(folder / STATE_FILE, json.dumps(asdict(state), indent=2, default=str), durable=True)
     logger.info("saved checkpoint %s (epoch %d, step %d)", folder, state.epoch, state.global_step)
     if keep is not None:
         for old in checkpoint_dirs(output_dir)[:-keep]:

@@ -13,7 +13,6 @@ Example lines::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from PIL import Image, ImageOps
 
 from gcr.errors import DatasetError
 from gcr.images import load_image
+from gcr.io import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -52,21 +52,14 @@ def load_prompts(path: str | Path) -> list[PromptRecord]:
         raise DatasetError(f"prompt file not found: {p}")
     records: list[PromptRecord] = []
     seen: set[str] = set()
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{p}:{lineno}: each line must be a JSON object")
-            record = _record(row, p, lineno, len(records))
-            if record.id in seen:
-                raise DatasetError(f"{p}:{lineno}: duplicate id {record.id!r}")
-            seen.add(record.id)
-            records.append(record)
+    for lineno, row in read_jsonl(p):
+        if not isinstance(row, dict):
+            raise DatasetError(f"{p}:{lineno}: each line must be a JSON object")
+        record = _record(row, p, lineno, len(records))
+        if record.id in seen:
+            raise DatasetError(f"{p}:{lineno}: duplicate id {record.id!r}")
+        seen.add(record.id)
+        records.append(record)
     if not records:
         raise DatasetError(f"{p} holds no prompts")
     kinds = {r.is_edit for r in records}

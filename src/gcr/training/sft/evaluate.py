@@ -13,7 +13,6 @@ denominator, and how many failed is reported.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from gcr.critic.backends.transformers_local import TransformersBackend
 from gcr.critic.critic import Critic
 from gcr.critic.schema import preference_from_totals
 from gcr.errors import CriticError, DatasetError
+from gcr.io import atomic_file, dump_line
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,9 @@ def evaluate_pairwise(
         [r["prediction"] for r in rows], [r["label"] for r in rows], categories=[r["task"] for r in rows]
     )
     if predictions_path is not None:
-        with Path(predictions_path).open("w", encoding="utf-8") as fh:
+        with atomic_file(predictions_path, "w") as fh:
             for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.write(dump_line(row))
     overall = report.overall
     logger.info(
         "pairwise accuracy on %d validation pairs: %s (%d evaluated, %d failed)",

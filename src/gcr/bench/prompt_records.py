@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gcr.bench.prompts import BenchCase
+from gcr.bench.prompt_set import BenchCase
 
 
 def relative(path: str | Path | None, root: Path, run_dir: str | Path | None = None) -> str | None:

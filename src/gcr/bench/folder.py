@@ -14,9 +14,10 @@ Layout::
       summary.json  report.html  the combined figures and report
 
 Result files are JSON Lines, appended and flushed once per finished prompt
-(through :class:`gcr.bench.eval.results.ResultStore`, which ``gcr eval`` uses
-too): a killed process loses only the prompts in flight, whose run folders
-keep their checkpoints, so the next run continues them. A process compacts
+(through :class:`gcr.io.ResultStore`, which ``gcr eval`` uses too): a killed
+process loses only the prompts in flight, whose run folders keep their
+checkpoints, so the next run continues them; a line cut off by the kill is
+dropped by the rule of :mod:`gcr.io.jsonl`. A process compacts
 only its own file (failed records are dropped there so they are retried) and
 reads the other shards' files without touching them. Every record carries the
 prompt's ``id``; a prompt that has an ``ok`` record in any file is finished
@@ -34,10 +35,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from gcr.bench.eval.results import ResultStore
 from gcr.bench.shard import ShardInfo
 from gcr.errors import RunError
 from gcr.folder_paths import contained_path
+from gcr.io import ResultStore, read_results, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +56,6 @@ def safe_name(case_id: str) -> str:
     if slug == case_id:
         return slug
     return f"{slug or 'case'}-{hashlib.sha1(case_id.encode('utf-8')).hexdigest()[:8]}"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and a rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class BenchFolder:
@@ -127,7 +120,7 @@ class BenchFolder:
         for path in self.result_files(kind):
             if path.resolve() == own.resolve():
                 continue
-            for case_id, record in read_records(path).items():
+            for case_id, record in read_results(path).items():
                 if record.get("status") == "ok":
                     finished.setdefault(case_id, record)
         return store, finished
@@ -136,7 +129,7 @@ class BenchFolder:
         """The latest record per prompt over all files, read-only; an ``ok`` record beats a failed one."""
         merged: dict[str, dict[str, Any]] = {}
         for path in self.result_files(kind):
-            for case_id, record in read_records(path).items():
+            for case_id, record in read_results(path).items():
                 previous = merged.get(case_id)
                 if previous is None or (previous.get("status") != "ok" and record.get("status") == "ok"):
                     merged[case_id] = record
@@ -167,7 +160,7 @@ class BenchFolder:
                         f"({_difference(key, old, value)}); rerun with the same settings or use another --out"
                     )
             data = {**previous, **{k: v for k, v in data.items() if v is not None}}
-        write_json_atomic(path, data)
+        write_json_atomic(path, data, durable=True)
 
     def settings(self) -> dict[str, Any]:
         path = self.path / SETTINGS_FILE
@@ -186,30 +179,3 @@ def _difference(key: str, old: Any, new: Any) -> str:
                 return f"{key}.{sub} was {old.get(sub)!r}, now {new.get(sub)!r}"
     return f"{key} was {old!r}, now {new!r}"
 
-
-def read_records(path: Path) -> dict[str, dict[str, Any]]:
-    """Records of one result file by prompt id, without changing the file.
-
-    A torn last line (a process killed while writing it) is ignored; a later
-    record for the same id replaces an earlier failed one.
-    """
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except FileNotFoundError:
-        return {}
-    out: dict[str, dict[str, Any]] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            if lineno == len(lines):
-                continue
-            raise RunError(f"{path}:{lineno} is not valid JSON; the results file is damaged") from None
-        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-            raise RunError(f"{path}:{lineno} is not a result record (no 'id')")
-        previous = out.get(record["id"])
-        if previous is None or previous.get("status") != "ok":
-            out[record["id"]] = record
-    return out

@@ -1,4 +1,7 @@
-"""Prompt sets for ``gcr bench``: what to refine, read from a file, a folder or a built-in set.
+"""Reading prompt sets for ``gcr bench`` from a file, a folder or a built-in set.
+
+The data model (:class:`~gcr.bench.prompt_set.BenchCase`,
+:class:`~gcr.bench.prompt_set.PromptSet`) lives in :mod:`gcr.bench.prompt_set`.
 
 Accepted inputs (:func:`load_prompt_set`):
 
@@ -34,19 +37,20 @@ and the field.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gcr.bench.eval.records import ImageRef
+from gcr.bench.eval.pairs import ImageRef
+from gcr.bench.prompt_set import BenchCase, PromptSet
 from gcr.critic.schema import Task
 from gcr.errors import DatasetError, DependencyError
+from gcr.io import read_jsonl
 from gcr.limits import prompt_too_long
 
 logger = logging.getLogger(__name__)
@@ -55,56 +59,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 _PROMPT_FIELDS = ("prompt", "instruction")
 _IMAGE_FIELDS = ("image", "images")
 _KNOWN_FIELDS = {"id", "category", *_PROMPT_FIELDS, *_IMAGE_FIELDS}
-
-
-@dataclass(frozen=True, eq=False)
-class BenchCase:
-    """One prompt (or edit instruction with its source images) of a prompt set."""
-
-    id: str
-    prompt: str
-    sources: tuple[ImageRef, ...] = ()
-    category: str | None = None
-    row: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def task(self) -> Task:
-        return Task.EDIT if self.sources else Task.T2I
-
-    def fingerprint(self) -> str:
-        """What identifies the case's content: id, prompt and how its images are referenced."""
-        images = [_image_fingerprint(ref.value) for ref in self.sources]
-        return json.dumps([self.id, self.prompt, images], ensure_ascii=False)
-
-
-@dataclass(frozen=True)
-class PromptSet:
-    """A loaded prompt set: its cases in file order and where they came from."""
-
-    name: str
-    source: str
-    cases: tuple[BenchCase, ...]
-    task: Task
-
-    def __len__(self) -> int:
-        return len(self.cases)
-
-    def head(self, limit: int | None) -> tuple[BenchCase, ...]:
-        """The first ``limit`` cases (all of them when ``limit`` is None)."""
-        return self.cases if limit is None else self.cases[:limit]
-
-    def digest(self) -> str:
-        """A content hash of the whole set, so a results folder is never reused for another set."""
-        h = hashlib.sha256()
-        for case in self.cases:
-            h.update(case.fingerprint().encode("utf-8"))
-            h.update(b"\n")
-        return h.hexdigest()
-
-    @property
-    def categories(self) -> list[str]:
-        return sorted({c.category for c in self.cases if c.category})
 
 
 def load_prompt_set(spec: str | Path) -> PromptSet:
@@ -197,17 +151,9 @@ def _read_text(path: Path) -> str:
 
 
 def _jsonl_rows(path: Path, base: Path | None = None) -> Iterator[_Row]:
-    index = 0
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
+    for index, (lineno, value) in enumerate(read_jsonl(path)):
         where = f"{path}:{lineno}"
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
         yield _Row(_as_object(value, where), base or path.parent, where, index)
-        index += 1
 
 
 def _json_rows(path: Path) -> Iterator[_Row]:
@@ -388,13 +334,6 @@ def _image_ref(value: Any, where: str, base: Path) -> ImageRef:
     raise DatasetError(
         f"{where}: expected an image file path (or an embedded image record), got {type(value).__name__}"
     )
-
-
-def _image_fingerprint(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    data = value.get("bytes") if isinstance(value, dict) else value
-    return "sha256:" + hashlib.sha256(bytes(data)).hexdigest()
 
 
 def _jsonable(meta: dict[str, Any], where: str) -> dict[str, Any]:
