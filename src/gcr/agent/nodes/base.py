@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.runtime import Runtime
 
@@ -21,6 +22,8 @@ from gcr.agent.veto import Veto
 from gcr.critic.schema import Task
 from gcr.critic.scoring import RewardSpec
 from gcr.generators.base import Generator
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -84,3 +87,15 @@ class NodeDeps:
         writer = getattr(runtime, "stream_writer", None)
         if writer is not None:
             writer(payload)
+
+
+async def kept_work(func: Callable[..., T], *args: Any) -> T:
+    """Run ``func(*args)`` in a worker thread, to the end even if the node is cancelled meanwhile.
+
+    For saving what has already been paid for (a generated image, a critic's answer) into the
+    run folder and the cache: when a sibling task fails and LangGraph cancels this one, the node
+    still ends cancelled (its state update is dropped), but the file and cache writes finish, so
+    the resume finds the image or critique instead of asking the generator or critic again.
+    """
+    return await asyncio.shield(asyncio.to_thread(func, *args))
+

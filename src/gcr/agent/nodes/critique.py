@@ -26,7 +26,7 @@ from gcr.agent.cache import ArtifactCache, critique_key
 from gcr.agent.context import RefineContext
 from gcr.agent.events import event
 from gcr.agent.image_writer import active_writer
-from gcr.agent.nodes.base import NodeDeps
+from gcr.agent.nodes.base import NodeDeps, kept_work
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.state import CandidateRecord, CritiqueTask
 from gcr.critic.schema import Critique
@@ -64,11 +64,11 @@ def make_critique(deps: NodeDeps) -> CritiqueNode:
             except CritiqueParseError as exc:
                 seconds = time.perf_counter() - started
                 raw = getattr(exc, "raw_text", "")
-                kept = await asyncio.to_thread(_keep_raw_answer, folder, text_path, raw) if raw else None
+                kept = await kept_work(_keep_raw_answer, folder, text_path, raw) if raw else None
                 return _skip(deps, runtime, task, str(exc), seconds, kept)
             seconds = time.perf_counter() - started
         cache = deps.cache if not cached else None
-        json_rel, text_rel = await asyncio.to_thread(
+        json_rel, text_rel = await kept_work(
             _save_critique, folder, json_path, text_path, result, cache, key
         )
         try:

@@ -27,7 +27,7 @@ from gcr.agent.context import RefineContext
 from gcr.agent.events import event
 from gcr.agent.image_store import ImageStore
 from gcr.agent.image_writer import active_writer, write_file_atomically
-from gcr.agent.nodes.base import NodeDeps
+from gcr.agent.nodes.base import NodeDeps, kept_work
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.state import CandidateTask, CritiqueTask
 from gcr.errors import GeneratorError, GeneratorOOMError
@@ -54,7 +54,7 @@ def make_generate(deps: NodeDeps) -> GenerateNode:
             source_digests=task["source_digests"],
         )
         digest, seconds, cached = await _produce(deps, task, folder, params, key, target, sidecar)
-        image = await asyncio.to_thread(_note_generation, folder, target, sidecar, key, digest, task["seed"])
+        image = await kept_work(_note_generation, folder, target, sidecar, key, digest, task["seed"])
         deps.emit(
             runtime,
             event(
@@ -95,7 +95,7 @@ async def _produce(
     request = await asyncio.to_thread(_request, task, folder, params, deps.images)
     loop = asyncio.get_running_loop()
     result, seconds = await loop.run_in_executor(deps.generator_executor, _call_generator, deps, request)
-    digest = await asyncio.to_thread(_store, deps, task, key, target, result, seconds)
+    digest = await kept_work(_store, deps, task, key, target, result, seconds)
     return digest, seconds, False
 
 
