@@ -43,8 +43,9 @@ from PIL import Image
 
 from gcr.agent import ArtifactCache, RefineContext, build_graph
 from gcr.agent.image_writer import BarrierSqliteSaver, ImageWriter, write_behind
-from gcr.critic.schema import Critique, Dimension, DimensionJudgement, Task
+from gcr.critic.schema import Critique, Dimension, DimensionJudgement
 from gcr.generators.base import GenerationRequest, GenerationResult
+from gcr.task import Task
 
 
 class InstantGenerator:

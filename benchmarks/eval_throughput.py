@@ -51,8 +51,8 @@ from gcr.critic.schema import (  # noqa: E402
     DimensionJudgement,
     PairwiseCritique,
     PairwiseJudgement,
-    Task,
 )
+from gcr.task import Task  # noqa: E402
 from stubs.critic_server import StubCriticServer  # noqa: E402
 from stubs.eval_critic_server import EvalScript, ScriptedPair  # noqa: E402
 

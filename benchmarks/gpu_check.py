@@ -268,8 +268,8 @@ def vllm_throughput(settings: Settings, budget_s: float, work: Path, figures: Fi
 def _measure_critic(backend: Any, name: str, settings: Settings, budget_s: float) -> dict[str, Any]:
     """Send ``critic_requests`` full pointwise critic prompts, ``critic_concurrency`` at a time."""
     from gcr.critic.backends.base import SamplingParams
-    from gcr.critic.schema import Task
     from gcr.critic.templates import load_template, render_pointwise
+    from gcr.task import Task
 
     template = load_template("pointwise", Task.T2I)
     requests = [

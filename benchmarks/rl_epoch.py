@@ -39,7 +39,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gcr.critic.schema import Critique, Dimension, DimensionJudgement, Task
+from gcr.critic.schema import Critique, Dimension, DimensionJudgement
+from gcr.task import Task
 from gcr.training.rl import CombinedReward, CriticReward, PromptRecord, RLConfig, WeightedReward
 from gcr.training.rl.trainer import DiffusionNFTTrainer
 

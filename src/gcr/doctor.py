@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from gcr.critic.defaults import default_critic_model
-from gcr.critic.schema import Task
 from gcr.errors import MachineError
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from PIL import Image
 from gcr.agent import ArtifactCache, RefineContext, build_graph
 from gcr.critic.critic import Critic
 from gcr.critic.loading import load_critic
-from gcr.critic.schema import Task
 from gcr.generators.base import GenerationRequest, GenerationResult
+from gcr.task import Task
 from stubs.prompt_aware_critic import (
     PromptAwareCritic,
     PromptAwareCriticServer,

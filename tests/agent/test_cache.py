@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from gcr.agent.cache import ArtifactCache, critique_key, default_cache_dir, generation_key
-from gcr.critic.schema import Critique, Dimension, DimensionJudgement, Task
+from gcr.critic.schema import Critique, Dimension, DimensionJudgement
+from gcr.task import Task
 
 GEN = {
     "model_id": "sd-tiny",

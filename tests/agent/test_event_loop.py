@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from refine_harness import Harness
 
-from gcr.critic.schema import Task
+from gcr.task import Task
 
 blockbuster = pytest.importorskip("blockbuster")
 

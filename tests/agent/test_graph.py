@@ -16,8 +16,8 @@ from refine_harness import FakeGenerator, Harness
 
 from gcr.agent import RefineContext
 from gcr.agent.stopping import StopReason
-from gcr.critic.schema import Task
 from gcr.errors import GeneratorOOMError, ImageError, InputError
+from gcr.task import Task
 from stubs.prompt_aware_critic import PromptAwareScript
 
 

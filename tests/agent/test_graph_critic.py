@@ -27,9 +27,10 @@ from gcr.agent import build_graph
 from gcr.agent.stopping import StopReason
 from gcr.critic.critic import layout_reminder
 from gcr.critic.loading import load_critic
-from gcr.critic.schema import Critique, Dimension, Task
+from gcr.critic.schema import Critique, Dimension
 from gcr.dev.mock_critic import render_critique
 from gcr.errors import CriticResponseError, CriticUnavailableError
+from gcr.task import Task
 from stubs.critic_server import RecordedRequest, StubReply
 from stubs.prompt_aware_critic import UNREADABLE, PromptAwareScript, Scene
 

@@ -137,8 +137,8 @@ def test_a_moved_run_folder_resumes_where_it_stopped(tmp_path):
     from PIL import Image
     from refine_harness import Harness
 
-    from gcr.critic.schema import Task
     from gcr.errors import CriticUnavailableError
+    from gcr.task import Task
 
     harness = Harness(tmp_path, task=Task.EDIT)
     source = tmp_path / "source.png"
@@ -209,8 +209,8 @@ def test_a_state_naming_an_image_outside_the_folder_is_refused_and_nothing_is_se
     from PIL import Image
     from refine_harness import Harness
 
-    from gcr.critic.schema import Task
     from gcr.errors import CriticUnavailableError
+    from gcr.task import Task
 
     harness = Harness(tmp_path, task=Task.EDIT)
     source = tmp_path / "source.png"

@@ -15,8 +15,9 @@ from gcr.agent.refiner import (
     parse_rewrite,
     render_critique,
 )
-from gcr.critic.schema import Critique, Dimension, DimensionJudgement, Task
+from gcr.critic.schema import Critique, Dimension, DimensionJudgement
 from gcr.errors import ConfigError, RefinerError
+from gcr.task import Task
 from stubs.critic_server import StubCriticServer, StubReply
 
 CRITIQUE = Critique(

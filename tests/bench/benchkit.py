@@ -44,10 +44,11 @@ from gcr.agent.cache import ArtifactCache
 from gcr.agent.components import Components
 from gcr.agent.refiner import CritiqueRefiner
 from gcr.critic.parser import parse_critique
-from gcr.critic.schema import Critique, Dimension, Task
+from gcr.critic.schema import Critique, Dimension
 from gcr.dev.mock_critic import render_critique
 from gcr.errors import CriticUnavailableError, CritiqueParseError, GeneratorError
 from gcr.generators.base import GenerationRequest, GenerationResult
+from gcr.task import Task
 from stubs.critic_server import RecordedRequest, StubCriticServer, StubReply
 
 PHRASES: tuple[str, ...] = ("golden light", "sharp focus", "wide angle")

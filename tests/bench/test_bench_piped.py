@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchkit import PixelCriticServer, PixelScript, write_jsonl
 
-from gcr.critic.schema import Task
+from gcr.task import Task
 
 RUN_GCR = Path(__file__).with_name("run_gcr.py")
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from PIL import Image
 
 from gcr.bench.builtin import BUILTIN_SETS, data_dir, render_edit_source
 from gcr.bench.prompt_files import load_prompt_set
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError
+from gcr.task import Task
 
 
 def png(path: Path, color: tuple[int, int, int] = (200, 30, 30)) -> Path:

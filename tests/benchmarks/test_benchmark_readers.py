@@ -12,8 +12,8 @@ import pytest
 from gcr.bench.prompt_files import load_prompt_set
 from gcr.benchmarks import load_benchmark
 from gcr.benchmarks.base import RowImage
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError
+from gcr.task import Task
 
 
 def test_geneval_reads_each_line_as_a_case_with_its_metadata(tmp_path: Path) -> None:

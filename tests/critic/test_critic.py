@@ -17,9 +17,10 @@ from gcr.critic.backends.base import ChatRequest, Completion, SamplingParams
 from gcr.critic.backends.openai_http import OpenAICompatibleBackend
 from gcr.critic.critic import layout_reminder
 from gcr.critic.defaults import RATIONALREWARDS_EDIT, RATIONALREWARDS_T2I
-from gcr.critic.schema import Critique, PairwiseCritique, Task
+from gcr.critic.schema import Critique, PairwiseCritique
 from gcr.critic.templates import load_template
 from gcr.errors import ConfigError, CritiqueParseError, InputError
+from gcr.task import Task
 from stubs.critic_server import (
     GOOD_EDIT_ANSWER,
     GOOD_PAIRWISE_T2I_ANSWER,

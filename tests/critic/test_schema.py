@@ -6,15 +6,9 @@ import pytest
 from critique_corpus import load_corpus
 
 from gcr.critic.parser import parse_critique, parse_pairwise
-from gcr.critic.schema import (
-    Critique,
-    Dimension,
-    DimensionJudgement,
-    PairwiseCritique,
-    PairwiseJudgement,
-    Task,
-)
+from gcr.critic.schema import Critique, Dimension, DimensionJudgement, PairwiseCritique, PairwiseJudgement
 from gcr.critic.scoring import normalized_reward
+from gcr.task import Task
 
 CASES = [c for c in load_corpus() if "error" not in c.expected]
 

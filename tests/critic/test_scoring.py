@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from gcr.critic.schema import Critique, Dimension, DimensionJudgement, Task
+from gcr.critic.schema import Critique, Dimension, DimensionJudgement
 from gcr.critic.scoring import RewardSpec, normalized_reward
 from gcr.errors import ConfigError, CriticError, GCRError, RewardError
+from gcr.task import Task
 
 TF, IF, PQ, TR = (
     Dimension.TEXT_FAITHFULNESS,

@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 from gcr.critic.parser import parse_critique, parse_pairwise
-from gcr.critic.schema import TASK_DIMENSIONS, Dimension, Task
+from gcr.critic.schema import TASK_DIMENSIONS, Dimension
 from gcr.critic.templates import CritiqueTemplate, load_template, render_pairwise, render_pointwise
 from gcr.errors import ConfigError, InputError
+from gcr.task import Task
 
 MODES = ("pointwise", "pairwise")
 

@@ -16,10 +16,11 @@ from PIL import Image
 
 from gcr.critic.loading import load_critic
 from gcr.critic.parser import parse_critique
-from gcr.critic.schema import Dimension, Task
+from gcr.critic.schema import Dimension
 from gcr.critic.scoring import normalized_reward
 from gcr.dev.mock_critic import MODEL_NAME, WANTED_DETAILS, MockCriticRules, MockCriticServer
 from gcr.errors import CriticError
+from gcr.task import Task
 
 ROOT = Path(__file__).resolve().parents[2]
 

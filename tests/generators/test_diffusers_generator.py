@@ -10,12 +10,12 @@ import pytest
 import torch
 from gen_helpers import ALL_KINDS, EDIT_KINDS, T2I_KINDS, max_diff, source_image
 
-from gcr.critic.schema import Task
 from gcr.errors import GeneratorOOMError, InputError
 from gcr.generators.base import GenerationRequest
 from gcr.generators.diffusers_adapter import DiffusersGenerator
 from gcr.generators.loading import PipelineCache
 from gcr.images import image_digest
+from gcr.task import Task
 
 EXPECTED = {
     "sd": ("stable-diffusion", Task.T2I, 8),

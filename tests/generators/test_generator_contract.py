@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from gen_helpers import source_image
 
-from gcr.critic.schema import Task
 from gcr.errors import InputError
 from gcr.generators.base import GenerationRequest, GenerationResult, Generator
 from gcr.generators.loading import PipelineCache
 from gcr.generators.registry import create_generator
+from gcr.task import Task
 from stubs.images_server import StubImagesServer
 
 

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from gcr.critic.schema import Task
 from gcr.devices import resolve_device, resolve_dtype
 from gcr.generators.loading import PipelineCache
 from gcr.generators.presets import PRESETS, detect_family, get_preset, pipeline_class_name
+from gcr.task import Task
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 import gcr.plugins
-from gcr.critic.schema import Task
 from gcr.errors import ConfigError, InputError
 from gcr.generators import registry
 from gcr.generators.base import GenerationRequest, GenerationResult, Generator
 from gcr.generators.diffusers_adapter import DiffusersGenerator
 from gcr.generators.loading import PipelineCache
+from gcr.task import Task
 
 
 class EchoGenerator:

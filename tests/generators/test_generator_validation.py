@@ -10,13 +10,13 @@ import pytest
 from gen_helpers import source_image
 from PIL import Image
 
-from gcr.critic.schema import Task
 from gcr.errors import ConfigError, GeneratorLoadError, ImageError, InputError
 from gcr.generators.base import GenerationRequest
 from gcr.generators.diffusers_adapter import DiffusersGenerator
 from gcr.generators.loading import PipelineCache, resolve_source
 from gcr.generators.registry import create_generator
 from gcr.images import load_image
+from gcr.task import Task
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,10 @@ import pytest
 from gen_helpers import source_image
 from PIL import Image, ImageOps
 
-from gcr.critic.schema import Task
 from gcr.errors import ConfigError, GeneratorError, InputError
 from gcr.generators.base import GenerationRequest
 from gcr.generators.openai_images import OpenAIImagesGenerator
+from gcr.task import Task
 from stubs.images_server import StubImagesServer
 
 KEY_ENV = "GCR_TEST_IMAGES_KEY"

@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from gcr.critic.schema import Task
+from gcr.task import Task
 from stubs.critic_server import RecordedRequest, StubReply
 from stubs.eval_critic_server import pairwise_answer, pointwise_answer
 

@@ -12,10 +12,10 @@ from PIL import Image
 from gcr.agent.components import Components
 from gcr.agent.refiner import CritiqueRefiner
 from gcr.agent.runner import RunSpec
-from gcr.critic.schema import Task
 from gcr.errors import CriticUnavailableError
 from gcr.generators.base import GenerationRequest, GenerationResult
 from gcr.serve.models import LockedGenerator, SharedModels
+from gcr.task import Task
 
 
 class CountingGenerator:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from gcr.critic.schema import TASK_DIMENSIONS, Task
+from gcr.critic.schema import TASK_DIMENSIONS
+from gcr.task import Task
 
 from .critic_server import RecordedRequest, StubReply
 

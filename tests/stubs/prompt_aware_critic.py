@@ -38,11 +38,12 @@ from typing import Any
 from PIL import Image
 
 from gcr.critic.parser import parse_critique
-from gcr.critic.schema import Critique, Dimension, Task
+from gcr.critic.schema import Critique, Dimension
 from gcr.dev.mock_critic import render_critique
 from gcr.errors import CriticUnavailableError, CritiqueParseError
 from gcr.generators.base import GenerationRequest, GenerationResult
 from gcr.images import image_digest
+from gcr.task import Task
 from stubs.critic_server import RecordedRequest, StubCriticServer, StubReply, _make_handler, _Server
 
 UNREADABLE = "I am sorry, I cannot judge this picture."

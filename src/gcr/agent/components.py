@@ -29,9 +29,9 @@ from gcr.agent.cache import ArtifactCache
 from gcr.agent.protocols import CriticProtocol
 from gcr.agent.refiner import Refiner, make_refiner
 from gcr.agent.runner import RunSpec
-from gcr.critic.schema import Task
 from gcr.generators.base import Generator
 from gcr.judges.base import Judge
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

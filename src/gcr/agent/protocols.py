@@ -11,7 +11,8 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
-from gcr.critic.schema import Critique, Task
+from gcr.critic.schema import Critique
+from gcr.task import Task
 
 
 @runtime_checkable

@@ -25,9 +25,10 @@ from string import Template
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from gcr.critic.schema import Critique, Task
+from gcr.critic.schema import Critique
 from gcr.errors import ConfigError, RefinerError
 from gcr.redact import MASK
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError
+from gcr.task import Task
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,6 @@ from gcr.bench.prompt_set import BenchCase, PromptSet
 from gcr.bench.session_timing import SessionTiming
 from gcr.bench.shard import ShardInfo
 from gcr.bench.stages import BoundedCritic, StageClock, TimedGenerator
-from gcr.critic.schema import Task
 from gcr.errors import (
     ConfigError,
     CriticUnavailableError,
@@ -53,6 +52,7 @@ from gcr.errors import (
     RunError,
 )
 from gcr.io import atomic_file
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

@@ -48,10 +48,10 @@ from typing import Any
 
 from gcr.bench.eval.pairs import ImageRef
 from gcr.bench.prompt_set import BenchCase, PromptSet
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError, DependencyError
 from gcr.io import read_jsonl
 from gcr.limits import prompt_too_long
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 BUILTIN_PREFIX = "builtin:"

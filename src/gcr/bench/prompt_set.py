@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gcr.bench.eval.pairs import ImageRef
-from gcr.critic.schema import Task
+from gcr.task import Task
 
 
 @dataclass(frozen=True, eq=False)

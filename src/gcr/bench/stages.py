@@ -23,9 +23,10 @@ from typing import Any
 from PIL import Image
 
 from gcr.agent.protocols import CriticProtocol
-from gcr.critic.schema import Critique, Task
+from gcr.critic.schema import Critique
 from gcr.errors import ConfigError
 from gcr.generators.base import GenerationRequest, GenerationResult, Generator
+from gcr.task import Task
 
 Interval = tuple[float, float]
 

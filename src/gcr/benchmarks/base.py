@@ -26,8 +26,8 @@ from typing import Any
 
 from gcr.bench.eval.pairs import ImageRef
 from gcr.bench.prompt_set import BenchCase, PromptSet
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError, GCRError
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from gcr.bench.prompt_set import BenchCase
 from gcr.benchmarks.base import BenchmarkSet, build_set, csv_rows, read_text, require_file
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError
+from gcr.task import Task
 
 NAME = "dpg"
 CSV_FILE = "dpg_bench.csv"

@@ -33,8 +33,8 @@ from pathlib import Path
 
 from gcr.bench.prompt_set import BenchCase
 from gcr.benchmarks.base import BenchmarkSet, HFRows, build_set, require_columns, text_field
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError
+from gcr.task import Task
 
 NAME = "gedit"
 TASK_TYPES: tuple[str, ...] = (

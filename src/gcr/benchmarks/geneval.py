@@ -28,9 +28,9 @@ from typing import Any
 
 from gcr.bench.prompt_set import BenchCase
 from gcr.benchmarks.base import BenchmarkSet, build_set, require_file
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError
 from gcr.io import read_jsonl
+from gcr.task import Task
 
 NAME = "geneval"
 METADATA_FILE = "evaluation_metadata.jsonl"

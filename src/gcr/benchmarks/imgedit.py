@@ -28,8 +28,8 @@ from typing import Any
 from gcr.bench.eval.pairs import ImageRef
 from gcr.bench.prompt_set import BenchCase
 from gcr.benchmarks.base import BenchmarkSet, build_set, read_text, require_file
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError
+from gcr.task import Task
 
 NAME = "imgedit"
 EDIT_FILE = "basic_edit.json"

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from gcr.bench.prompt_set import BenchCase
 from gcr.benchmarks.base import BenchmarkSet, build_set, read_text, require_file
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from rich.text import Text
 
 from gcr.cli.console import console, err_console, panel, plain
 from gcr.critic.defaults import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S
-from gcr.critic.schema import Critique, PairwiseCritique, Task
+from gcr.critic.schema import Critique, PairwiseCritique
 from gcr.errors import InputError
+from gcr.task import Task
 
 
 def _score(value: float | None) -> str:

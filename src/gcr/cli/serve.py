@@ -20,7 +20,7 @@ from gcr.critic.defaults import (
     DEFAULT_PORT,
     default_critic_model,
 )
-from gcr.critic.schema import Task
+from gcr.task import Task
 
 serve_app = typer.Typer(
     name="serve",

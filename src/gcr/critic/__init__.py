@@ -22,15 +22,9 @@ if TYPE_CHECKING:
     from gcr.critic.defaults import RATIONALREWARDS_EDIT, RATIONALREWARDS_T2I, default_critic_model
     from gcr.critic.loading import load_backend, load_critic
     from gcr.critic.parser import parse_critique, parse_pairwise
-    from gcr.critic.schema import (
-        Critique,
-        Dimension,
-        DimensionJudgement,
-        PairwiseCritique,
-        PairwiseJudgement,
-        Task,
-    )
+    from gcr.critic.schema import Critique, Dimension, DimensionJudgement, PairwiseCritique, PairwiseJudgement
     from gcr.critic.scoring import RewardSpec, normalized_reward
+    from gcr.task import Task
 
 _EXPORTS: dict[str, str] = {
     "ChatBackend": "gcr.critic.backends.base",
@@ -51,7 +45,7 @@ _EXPORTS: dict[str, str] = {
     "DimensionJudgement": "gcr.critic.schema",
     "PairwiseCritique": "gcr.critic.schema",
     "PairwiseJudgement": "gcr.critic.schema",
-    "Task": "gcr.critic.schema",
+    "Task": "gcr.task",
     "RewardSpec": "gcr.critic.scoring",
     "normalized_reward": "gcr.critic.scoring",
 }

@@ -23,10 +23,11 @@ from PIL import Image
 
 from gcr.critic.backends.base import ChatBackend, ChatRequest, SamplingParams, is_truncated
 from gcr.critic.parser import parse_critique, parse_pairwise
-from gcr.critic.schema import TASK_DIMENSIONS, Critique, PairwiseCritique, Task
+from gcr.critic.schema import TASK_DIMENSIONS, Critique, PairwiseCritique
 from gcr.critic.templates import CritiqueTemplate, load_template, render_pairwise, render_pointwise
 from gcr.errors import ConfigError, CritiqueParseError
 from gcr.image_input import ImageInput
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

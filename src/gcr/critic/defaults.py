@@ -6,7 +6,7 @@ published on the Hugging Face Hub by TIGER-Lab.
 
 from __future__ import annotations
 
-from gcr.critic.schema import Task
+from gcr.task import Task
 
 #: Released RationalRewards checkpoint for judging text-to-image outputs.
 RATIONALREWARDS_T2I = "TIGER-Lab/RationalRewards-8B-T2I"

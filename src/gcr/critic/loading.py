@@ -18,8 +18,8 @@ from gcr.critic.defaults import (
     DEFAULT_TIMEOUT_S,
     default_critic_model,
 )
-from gcr.critic.schema import Task
 from gcr.errors import ConfigError
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

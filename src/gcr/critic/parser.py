@@ -33,11 +33,11 @@ from gcr.critic.schema import (
     DimensionJudgement,
     PairwiseCritique,
     PairwiseJudgement,
-    Task,
     Winner,
 )
 from gcr.critic.sections import DimensionBlock, Layout, Token, ends_in_reasoning
 from gcr.errors import CritiqueParseError
+from gcr.task import Task
 
 _NA = "N/A"
 _NA_RE = re.compile(r"^(?:n\s*/\s*a|n\.a\.?|na|not\s+applicable)(?![a-z])", re.IGNORECASE)

@@ -13,22 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gcr.errors import InputError
-
-
-class Task(StrEnum):
-    """What the critic judges: a text-to-image output or an edit of a source image."""
-
-    T2I = "t2i"
-    EDIT = "edit"
-
-    @classmethod
-    def parse(cls, value: str | Task) -> Task:
-        """Return the task named by ``value``; raise :class:`InputError` for anything else."""
-        try:
-            return cls(str(value).strip().lower())
-        except ValueError:
-            known = ", ".join(t.value for t in cls)
-            raise InputError(f"unknown task {value!r}: use one of {known}") from None
+from gcr.task import Task
 
 
 class Dimension(StrEnum):

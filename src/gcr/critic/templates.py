@@ -32,9 +32,9 @@ from typing import Literal
 from PIL import Image
 
 from gcr.critic.backends.base import ChatRequest
-from gcr.critic.schema import Task
 from gcr.errors import ConfigError, InputError
 from gcr.image_input import ImageInput
+from gcr.task import Task
 
 #: An image as the templates take it: PIL pixels, or an image with encoded bytes/a file.
 AnyImage = Image.Image | ImageInput

@@ -43,8 +43,9 @@ from typing import Any
 
 from PIL import Image
 
-from gcr.critic.schema import TASK_DIMENSIONS, Dimension, Task
+from gcr.critic.schema import TASK_DIMENSIONS, Dimension
 from gcr.images import image_digest
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

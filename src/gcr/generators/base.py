@@ -9,8 +9,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 
-from gcr.critic.schema import Task
 from gcr.errors import InputError
+from gcr.task import Task
 
 #: Called as ``progress(step, total)`` after each denoising step; ``step`` counts from 1.
 ProgressCallback = Callable[[int, int], None]

@@ -20,7 +20,6 @@ from typing import Any
 import torch
 from PIL import Image
 
-from gcr.critic.schema import Task
 from gcr.devices import half_precision_warning, resolve_device_and_dtype
 from gcr.errors import GeneratorError, GeneratorOOMError, InputError
 from gcr.generators.base import GenerationRequest, GenerationResult, ProgressCallback
@@ -34,6 +33,7 @@ from gcr.generators.loading import (
 from gcr.generators.lora import LoraSpec
 from gcr.generators.presets import FamilyPreset, detect_family, pipeline_class_name
 from gcr.images import ensure_rgb, image_digest, resize_longest_edge
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

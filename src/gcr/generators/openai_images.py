@@ -24,10 +24,10 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from gcr.critic.schema import Task
 from gcr.errors import ConfigError, GeneratorError, InputError
 from gcr.generators.base import GenerationRequest, GenerationResult, ProgressCallback
 from gcr.images import ensure_rgb, image_digest, png_bytes
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

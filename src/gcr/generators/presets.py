@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gcr.critic.schema import Task
 from gcr.errors import InputError
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

@@ -79,7 +79,7 @@ class Judge(Protocol):
 
 def check_judge_task(judge: object, task: object, what: str = "judge") -> None:
     """Refuse, before any work, a judge that declares (``tasks``) it cannot judge ``task``."""
-    from gcr.critic.schema import Task
+    from gcr.task import Task
 
     tasks = getattr(judge, "tasks", None)
     wanted = Task.parse(task)  # type: ignore[arg-type]

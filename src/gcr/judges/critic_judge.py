@@ -23,7 +23,6 @@ from PIL import Image
 from gcr.critic.backends.base import SamplingParams
 from gcr.critic.critic import Critic
 from gcr.critic.defaults import API_KEY_ENV, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S
-from gcr.critic.schema import Task
 from gcr.critic.scoring import RewardSpec, normalized_reward
 from gcr.errors import (
     ConfigError,
@@ -36,6 +35,7 @@ from gcr.errors import (
     RewardError,
 )
 from gcr.judges.base import JudgeResult, Options
+from gcr.task import Task
 
 
 class CriticJudge:

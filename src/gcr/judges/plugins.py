@@ -41,10 +41,10 @@ from typing import Any
 
 from PIL import Image
 
-from gcr.critic.schema import Task
 from gcr.errors import ConfigError, InputError, JudgeUnavailableError
 from gcr.images import ensure_rgb
 from gcr.judges.base import JudgeResult, Options
+from gcr.task import Task
 
 
 def _logistic(x: float) -> float:

@@ -55,8 +55,8 @@ import yaml
 from PIL import Image
 
 from gcr.critic.backends.base import ChatRequest
-from gcr.critic.schema import Task
 from gcr.errors import ConfigError, InputError, JudgeResponseError
+from gcr.task import Task
 
 Reduce = Literal["min", "mean"]
 Combine = Literal["geometric_mean", "mean", "min"]

@@ -28,7 +28,6 @@ from PIL import Image
 
 from gcr.critic.backends.base import ChatBackend, ChatRequest, SamplingParams, is_truncated
 from gcr.critic.defaults import API_KEY_ENV, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_S
-from gcr.critic.schema import Task
 from gcr.errors import (
     ConfigError,
     CriticError,
@@ -40,6 +39,7 @@ from gcr.errors import (
 )
 from gcr.judges.base import JudgeResult, Options
 from gcr.judges.rubric import Question, Rubric, answer_format, load_rubric
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

@@ -41,12 +41,13 @@ from pydantic import BaseModel, Field
 
 from gcr.agent.context import RefineContext
 from gcr.agent.outcome import RefineResult, new_run_folder, refine_once, resume_once, runs_root
-from gcr.critic.schema import Critique, PairwiseCritique, Task
+from gcr.critic.schema import Critique, PairwiseCritique
 from gcr.critic.scoring import normalized_reward
 from gcr.errors import GCRError, RewardError
 from gcr.generators.base import GenerationRequest
 from gcr.serve.inputs import image_path, read_image
 from gcr.serve.models import SharedModels
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

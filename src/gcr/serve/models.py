@@ -22,8 +22,8 @@ from langgraph.graph import StateGraph
 from gcr.agent.components import Components
 from gcr.agent.graph import build_graph
 from gcr.agent.runner import RunSpec
-from gcr.critic.schema import Task
 from gcr.generators.base import GenerationRequest, GenerationResult, Generator
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

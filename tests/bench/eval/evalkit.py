@@ -27,9 +27,9 @@ from gcr.critic.schema import (
     DimensionJudgement,
     PairwiseCritique,
     PairwiseJudgement,
-    Task,
 )
 from gcr.errors import CriticUnavailableError, CritiqueParseError
+from gcr.task import Task
 from stubs.eval_critic_server import EvalScript, ScriptedPair
 
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from gcr.bench.eval.output import RESULTS_FILE, SUMMARY_FILE
 from gcr.cli.app import app
 from gcr.cli.console import console
-from gcr.critic.schema import Task
+from gcr.task import Task
 from stubs.critic_server import StubCriticServer
 from stubs.eval_critic_server import EvalScript
 

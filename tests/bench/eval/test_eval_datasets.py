@@ -11,8 +11,8 @@ from PIL import Image
 
 from gcr.bench.eval import open_dataset
 from gcr.bench.eval.layouts import LAYOUTS, label_from_chosen, label_from_editreward, label_from_vote_type
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError, ImageError, InputError
+from gcr.task import Task
 
 LAYOUT_NAMES = ("mmrb2-t2i", "mmrb2-edit", "genai-t2i", "genai-edit", "editreward")
 

@@ -7,8 +7,9 @@ import math
 import pytest
 
 from gcr.bench.eval.metrics import pairwise_accuracy, preference_from_totals, wilson_interval
-from gcr.critic.schema import PairwiseCritique, PairwiseJudgement, Task
+from gcr.critic.schema import PairwiseCritique, PairwiseJudgement
 from gcr.errors import InputError
+from gcr.task import Task
 
 
 def test_counts_ties_failures_and_unknown_labels() -> None:

@@ -11,8 +11,8 @@ from evalkit import CASES, WITH_TIES, FakeCritic, case_images, write_jsonl, writ
 
 from gcr.bench.eval import EvalSettings, open_dataset, run_eval, summarize
 from gcr.bench.eval.output import RESULTS_FILE
-from gcr.critic.schema import Task
 from gcr.errors import InputError, RunError
+from gcr.task import Task
 
 LABELLED = [c.key for c in CASES if c.label != "unknown"]
 

@@ -136,7 +136,7 @@ def test_phases_one_by_one(prefs_factory, teacher_stub, tmp_path: Path) -> None:
 
 
 def test_settings_from_yaml_and_template_folders(tmp_path: Path) -> None:
-    from gcr.critic.schema import Task
+    from gcr.task import Task
     from gcr.training.parrot.pipeline import ParrotSettings
 
     (tmp_path / "tpl").mkdir()

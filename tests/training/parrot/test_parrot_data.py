@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError
+from gcr.task import Task
 from gcr.training.parrot.data import (
     PreferenceItem,
     load_preferences,

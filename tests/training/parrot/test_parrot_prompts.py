@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from gcr.critic.parser import parse_critique, parse_pairwise
-from gcr.critic.schema import Task
 from gcr.errors import ConfigError
+from gcr.task import Task
 from gcr.training.parrot.answers import format_pairwise, format_pointwise, format_score, strip_verdicts
 from gcr.training.parrot.data import ItemImages, PreferenceItem
 from gcr.training.parrot.prompts import (

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gcr.critic.schema import Critique, Dimension, DimensionJudgement, Task
+from gcr.critic.schema import Critique, Dimension, DimensionJudgement
 from gcr.errors import CritiqueParseError
+from gcr.task import Task
 from gcr.training.rl.config import RewardConfig, RLConfig
 from gcr.training.rl.data import PromptRecord
 

@@ -19,9 +19,9 @@ from gcr.agent.refiner import Refiner
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.stopping import StoppingPolicy, StopRules
 from gcr.agent.veto import Veto
-from gcr.critic.schema import Task
 from gcr.critic.scoring import RewardSpec
 from gcr.generators.base import Generator
+from gcr.task import Task
 
 T = TypeVar("T")
 

@@ -19,12 +19,12 @@ from gcr.agent.events import event
 from gcr.agent.nodes.base import NodeDeps
 from gcr.agent.run_folder import RunFolder
 from gcr.agent.state import CandidateTask, RefineState
-from gcr.critic.schema import Task
 from gcr.errors import InputError
 from gcr.image_input import ImageInput, encode_png
 from gcr.images import image_digest, load_image
 from gcr.io import write_bytes_atomic
 from gcr.limits import check_prompt
+from gcr.task import Task
 
 Node = Callable[[RefineState, Runtime[RefineContext]], dict[str, Any]]
 

@@ -27,7 +27,7 @@ from gcr.bench.eval.fields import (
     vote_label,
 )
 from gcr.bench.eval.pairs import ImageRef, Label, PreferencePair, image_refs
-from gcr.critic.schema import Task
+from gcr.task import Task
 
 Row = Mapping[str, Any]
 

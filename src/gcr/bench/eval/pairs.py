@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError, ImageError
 from gcr.image_input import ImageInput
 from gcr.images import ensure_rgb
+from gcr.task import Task
 
 #: A human preference between candidate A and candidate B. ``unknown`` marks a
 #: label that could not be read; such pairs are skipped and counted, never guessed.

@@ -46,10 +46,11 @@ from PIL import Image
 from gcr.bench.eval.datasets import EvalDataset, PairKey
 from gcr.bench.eval.output import RESULTS_FILE, check_run_settings
 from gcr.bench.eval.pairs import PreferencePair
-from gcr.critic.schema import NA_PAIRWISE_SCORE, Critique, PairwiseCritique, Task
+from gcr.critic.schema import NA_PAIRWISE_SCORE, Critique, PairwiseCritique
 from gcr.errors import GCRError, InputError
 from gcr.image_input import ImageInput
 from gcr.io import ResultStore
+from gcr.task import Task
 
 #: PIL pixels, or (for critics with ``accepts_image_inputs``) the stored bytes or file.
 AnyImage = Image.Image | ImageInput

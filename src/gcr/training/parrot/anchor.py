@@ -23,9 +23,10 @@ from typing import Any
 
 from gcr.critic.backends.base import ChatBackend, SamplingParams, is_truncated
 from gcr.critic.parser import parse_pairwise
-from gcr.critic.schema import TASK_DIMENSIONS, PairwiseCritique, Task
+from gcr.critic.schema import TASK_DIMENSIONS, PairwiseCritique
 from gcr.critic.templates import CritiqueTemplate
 from gcr.errors import CritiqueParseError, GCRError
+from gcr.task import Task
 from gcr.training.parrot.data import PreferenceSet
 from gcr.training.parrot.jobs import STATUS_OK, JobStats, Progress, ResultLog, failed_record, run_jobs
 from gcr.training.parrot.prompts import load_parrot_template, render_anchor

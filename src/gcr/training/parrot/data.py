@@ -31,11 +31,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gcr.critic.schema import Task
 from gcr.errors import DatasetError, ImageError
 from gcr.image_input import ImageInput
 from gcr.images import load_image
 from gcr.io import atomic_file, json_lines, parse_json_line
+from gcr.task import Task
 
 logger = logging.getLogger(__name__)
 

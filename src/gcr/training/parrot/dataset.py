@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from gcr.critic.backends.base import ChatRequest
-from gcr.critic.schema import Task
 from gcr.critic.templates import CritiqueTemplate, load_template, render_pairwise, render_pointwise
 from gcr.errors import ConfigError, DatasetError, DependencyError
 from gcr.io import atomic_file, dump_line
+from gcr.task import Task
 from gcr.training.parrot.data import PreferenceItem, PreferenceSet
 
 logger = logging.getLogger(__name__)

@@ -36,9 +36,10 @@ from typing import Any
 
 from gcr.critic.backends.base import ChatBackend, SamplingParams
 from gcr.critic.parser import parse_pairwise
-from gcr.critic.schema import PairwiseCritique, Task, Winner
+from gcr.critic.schema import PairwiseCritique, Winner
 from gcr.errors import ConfigError, GCRError, RunError
 from gcr.io import atomic_file, dump_line, read_jsonl
+from gcr.task import Task
 from gcr.training.parrot.anchor import model_name, templates_for
 from gcr.training.parrot.answers import format_pairwise
 from gcr.training.parrot.data import PreferenceItem, PreferenceSet

@@ -50,8 +50,8 @@ from gcr.bench.eval.fields import (
     mmrb2_prompt,
     vote_label,
 )
-from gcr.critic.schema import Task
 from gcr.errors import InputError
+from gcr.task import Task
 from gcr.training.parrot.data import Label, PreferenceItem, RowProblem, write_preferences
 from gcr.training.parrot.sources import ImageStore, RowError, SourceRow, iter_rows, safe_name
 

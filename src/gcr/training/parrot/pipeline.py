@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from gcr.critic.backends.base import ChatBackend, SamplingParams
-from gcr.critic.schema import Task
 from gcr.errors import ConfigError, RunError
 from gcr.io import read_jsonl
+from gcr.task import Task
 from gcr.training.parrot.anchor import anchor_preferences, load_anchored
 from gcr.training.parrot.dataset import DatasetSettings, build_sft_dataset
 from gcr.training.parrot.filter import CHECKS, FilterSettings, filter_rationales, load_kept

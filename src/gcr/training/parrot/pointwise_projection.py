@@ -33,12 +33,12 @@ from gcr.critic.schema import (
     TASK_DIMENSIONS,
     Critique,
     PairwiseCritique,
-    Task,
     Winner,
     preference_from_totals,
 )
 from gcr.errors import CritiqueParseError, GCRError, RunError
 from gcr.io import atomic_file, dump_line, read_jsonl
+from gcr.task import Task
 from gcr.training.parrot.anchor import DEFAULT_TEACHER_SAMPLING, model_name, templates_for
 from gcr.training.parrot.answers import format_pointwise
 from gcr.training.parrot.data import PreferenceSet

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Literal
 
 from gcr.critic.backends.base import ChatRequest
-from gcr.critic.schema import TASK_DIMENSIONS, PairwiseCritique, Task
+from gcr.critic.schema import TASK_DIMENSIONS, PairwiseCritique
 from gcr.critic.templates import CritiqueTemplate, load_template, render_pairwise, render_pointwise
 from gcr.errors import ConfigError
+from gcr.task import Task
 from gcr.training.parrot.answers import format_pairwise, format_score, strip_verdicts
 from gcr.training.parrot.data import ItemImages, Label, PreferenceItem
 
