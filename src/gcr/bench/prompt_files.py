@@ -141,7 +141,8 @@ def _file_rows(path: Path) -> list[_Row]:
     return list(_text_rows(path))
 
 
-def _read_text(path: Path) -> str:
+def read_dataset_text(path: Path) -> str:
+    """A dataset file's text (UTF-8, a leading BOM dropped); a :class:`DatasetError` saying why not."""
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -158,7 +159,7 @@ def _jsonl_rows(path: Path, base: Path | None = None) -> Iterator[_Row]:
 
 def _json_rows(path: Path) -> Iterator[_Row]:
     try:
-        value = json.loads(_read_text(path))
+        value = json.loads(read_dataset_text(path))
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(value, list):
@@ -177,7 +178,7 @@ def _as_object(value: Any, where: str) -> dict[str, Any]:
 
 
 def _csv_rows(path: Path) -> Iterator[_Row]:
-    text = _read_text(path)
+    text = read_dataset_text(path)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     if not any(name in header for name in _PROMPT_FIELDS):
@@ -215,7 +216,7 @@ def _parquet_rows(path: Path) -> Iterator[_Row]:
 
 def _text_rows(path: Path) -> Iterator[_Row]:
     index = 0
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate(read_dataset_text(path).splitlines(), start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -239,7 +240,8 @@ def _folder_rows(folder: Path) -> tuple[list[_Row], Path]:
             for p in sub.iterdir()
             if p.stem.startswith("source") and p.suffix.lower() in IMAGE_SUFFIXES
         )
-        fields: dict[str, Any] = {"id": sub.name, "prompt": _read_text(texts[0]).strip(), "images": images}
+        prompt = read_dataset_text(texts[0]).strip()
+        fields: dict[str, Any] = {"id": sub.name, "prompt": prompt, "images": images}
         rows.append(_Row(fields, sub, str(sub), index))
     if not rows:
         raise DatasetError(

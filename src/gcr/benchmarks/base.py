@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gcr.bench.eval.pairs import ImageRef
+from gcr.bench.prompt_files import read_dataset_text
 from gcr.bench.prompt_set import BenchCase, PromptSet
 from gcr.errors import DatasetError, GCRError
 from gcr.task import Task
@@ -93,15 +94,6 @@ def text_field(row: dict[str, Any], name: str, where: str) -> str:
     if not isinstance(value, str | int):
         raise DatasetError(f"{where}: field {name!r} must be text, got {type(value).__name__}")
     return str(value).strip()
-
-
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc}") from None
 
 
 def csv_rows(path: Path, needed: Sequence[str], benchmark: str) -> Iterator[tuple[int, dict[str, str]]]:
@@ -250,7 +242,7 @@ __all__ = [
     "RowImage",
     "build_set",
     "csv_rows",
-    "read_text",
+    "read_dataset_text",
     "require_columns",
     "require_file",
     "text_field",

@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gcr.bench.prompt_set import BenchCase
-from gcr.benchmarks.base import BenchmarkSet, build_set, csv_rows, read_text, require_file
+from gcr.benchmarks.base import BenchmarkSet, build_set, csv_rows, read_dataset_text, require_file
 from gcr.errors import DatasetError
 from gcr.task import Task
 
@@ -109,7 +109,7 @@ def _from_prompt_files(folder: Path) -> BenchmarkSet:
         raise DatasetError(f"dpg: {folder} holds neither {CSV_FILE} nor <item_id>.txt prompt files")
     cases = []
     for index, file in enumerate(files):
-        text = " ".join(read_text(file).split())
+        text = " ".join(read_dataset_text(file).split())
         if not text:
             raise DatasetError(f"{file}: the prompt file is empty")
         item_id = _check_id(file.stem, str(file))

@@ -27,7 +27,7 @@ from typing import Any
 
 from gcr.bench.eval.pairs import ImageRef
 from gcr.bench.prompt_set import BenchCase
-from gcr.benchmarks.base import BenchmarkSet, build_set, read_text, require_file
+from gcr.benchmarks.base import BenchmarkSet, build_set, read_dataset_text, require_file
 from gcr.errors import DatasetError
 from gcr.task import Task
 
@@ -47,7 +47,7 @@ def load(path: Path, split: str | None = None, *, origin_root: Path | None = Non
     require_file(file, "imgedit")
     root = origin_root if origin_root is not None else file.parent
     try:
-        entries = json.loads(read_text(file))
+        entries = json.loads(read_dataset_text(file))
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{file}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(entries, dict):

@@ -25,7 +25,7 @@ import logging
 from pathlib import Path
 
 from gcr.bench.prompt_set import BenchCase
-from gcr.benchmarks.base import BenchmarkSet, build_set, read_text, require_file
+from gcr.benchmarks.base import BenchmarkSet, build_set, read_dataset_text, require_file
 from gcr.errors import DatasetError
 from gcr.task import Task
 
@@ -67,7 +67,7 @@ def load(path: Path, split: str | None = None) -> BenchmarkSet:
     cases: list[BenchCase] = []
     for file in files:
         category = category_of(file)
-        for lineno, line in enumerate(read_text(file).splitlines(), start=1):
+        for lineno, line in enumerate(read_dataset_text(file).splitlines(), start=1):
             text = line.strip("\n").split("\t")[0]
             prompt = " ".join(text.split())
             if not prompt:
