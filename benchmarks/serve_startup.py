@@ -71,7 +71,7 @@ async def langgraph_figures(env: dict[str, str], work: Path, calls: int) -> tupl
     shutil.copy(ROOT / "langgraph.json", work / "langgraph.json")
     (work / "src").symlink_to(ROOT / "src", target_is_directory=True)
     port = free_port()
-    flags = ["--no-browser", "--no-reload", "--allow-blocking", "--port", str(port)]
+    flags = ["--no-browser", "--no-reload", "--port", str(port)]
     command = [sys.executable, "-m", "langgraph_cli", "dev", *flags]
     quiet = {"LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1",
              "LANGGRAPH_NO_VERSION_CHECK": "true"}  # fmt: skip
