@@ -12,8 +12,9 @@ Names are imported lazily, so ``import gcr.generators.base`` does not load torch
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from gcr.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from gcr.generators.base import GenerationRequest, GenerationResult, Generator, ProgressCallback
@@ -68,10 +69,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gcr.generators' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), __all__)
